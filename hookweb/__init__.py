@@ -1,0 +1,54 @@
+"""hookweb: lifecycle hooks for aiohttp that run in a documented order.
+
+Decorate plain functions; an :class:`App` turns them into a real
+``aiohttp.web.Application`` and runs them around binding and serving.
+See ``docs/lifecycle.md`` for the order and the failure rules.
+"""
+
+from __future__ import annotations
+
+from ._serve import run_app
+from .app import App
+from .errors import CleanupError
+from .registry import Registry, _defaults
+
+__version__ = "0.1.0"
+
+pre_start = _defaults.pre_start
+post_start = _defaults.post_start
+shutdown = _defaults.shutdown
+cleanup = _defaults.cleanup
+lifespan = _defaults.lifespan
+background = _defaults.background
+response_prepare = _defaults.response_prepare
+middleware = _defaults.middleware
+get = _defaults.get
+post = _defaults.post
+put = _defaults.put
+patch = _defaults.patch
+delete = _defaults.delete
+route = _defaults.route
+static = _defaults.static
+
+__all__ = [
+    "App",
+    "CleanupError",
+    "Registry",
+    "__version__",
+    "background",
+    "cleanup",
+    "delete",
+    "get",
+    "lifespan",
+    "middleware",
+    "patch",
+    "post",
+    "post_start",
+    "pre_start",
+    "put",
+    "response_prepare",
+    "route",
+    "run_app",
+    "shutdown",
+    "static",
+]

@@ -1,0 +1,5 @@
+"""``python -m hookweb TARGET [options]``."""
+
+from .cli import console_main
+
+console_main()

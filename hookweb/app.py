@@ -1,0 +1,336 @@
+"""The :class:`App` facade: registries in, a real ``aiohttp.web.Application`` out."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from aiohttp import web
+
+from . import registry as _registry
+from ._lifecycle import Plan, Run, prepare_signal
+from .errors import CleanupError
+from .registry import (
+    CLEANUP,
+    POST_START,
+    PRE_START,
+    RESPONSE_PREPARE,
+    SHUTDOWN,
+    DecoratorsMixin,
+    Registry,
+    caller_location,
+    check_timeout,
+    describe,
+)
+
+if TYPE_CHECKING:
+    from .testing import TestClientContext
+
+__all__ = ["App"]
+
+_T = TypeVar("_T")
+
+
+class HookList:
+    """The seed article's signal lists: ``app.on_pre_start.append(fn)``.
+
+    Appending registers ``fn`` in the App's own registry exactly as the
+    decorator would (same checks, ``order=0``), so appended and decorated hooks
+    mix in registration order. Iterating gives the functions of that kind.
+    """
+
+    __slots__ = ("_app", "_kind")
+
+    def __init__(self, app: App, kind: str) -> None:
+        self._app = app
+        self._kind = kind
+
+    def append(self, fn: Callable[..., Any]) -> None:
+        self._app._registry.add_hook(self._kind, fn)
+
+    def extend(self, fns: Any) -> None:
+        for fn in fns:
+            self.append(fn)
+
+    def _functions(self) -> list[Callable[..., Any]]:
+        return [h.fn for h in self._app._hooks() if h.kind == self._kind]
+
+    def __iter__(self) -> Iterator[Callable[..., Any]]:
+        return iter(self._functions())
+
+    def __len__(self) -> int:
+        return len(self._functions())
+
+    def __contains__(self, fn: object) -> bool:
+        return fn in self._functions()
+
+    def __repr__(self) -> str:
+        names = ", ".join(describe(fn) for fn in self._functions())
+        return f"<hookweb on_{self._kind} [{names}]>"
+
+
+def _origin() -> str:
+    frame = sys._getframe(2)
+    module = frame.f_globals.get("__name__", "?")
+    if module == "__main__":
+        return os.path.basename(frame.f_code.co_filename)
+    return str(module)
+
+
+class App(DecoratorsMixin):
+    """The hookweb application.
+
+    ``App(registry=None, **aiohttp_application_kwargs)``: with no registry the
+    default registry (what the module-level decorators fill) is used. The same
+    decorators exist on the App itself (``@app.pre_start``), bound to its
+    registry.
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        hook_timeout: float | None = None,
+        name: str | None = None,
+        **aiohttp_kwargs: Any,
+    ) -> None:
+        if registry is not None and not isinstance(registry, Registry):
+            raise TypeError(
+                "hookweb: App(registry=...) takes a hookweb.Registry,"
+                f" got {type(registry).__name__}"
+            )
+        self._registry = registry if registry is not None else _registry.default_registry()
+        self._includes: list[tuple[Registry, str]] = []
+        self._web_app = web.Application(**aiohttp_kwargs)
+        self.hook_timeout = check_timeout("App(hook_timeout=...)", hook_timeout)
+        self.name = name or _origin()
+        self._plan: Plan | None = None
+        self._built_at: str | None = None
+        self._run: Run | None = None
+        self._saved_state: dict[Any, Any] | None = None
+        #: The real bound addresses of the current run (``getsockname()`` results;
+        #: port 0 resolved); set before ``post_start`` hooks run, empty otherwise.
+        self.addresses: list[Any] = []
+        self.on_pre_start = HookList(self, PRE_START)
+        self.on_post_start = HookList(self, POST_START)
+        self.on_shutdown = HookList(self, SHUTDOWN)
+        self.on_cleanup = HookList(self, CLEANUP)
+        self.on_response_prepare = HookList(self, RESPONSE_PREPARE)
+
+    @classmethod
+    def _wrap(cls, web_app: web.Application, name: str) -> App:
+        """An App around an existing aiohttp Application (the CLI serves those too)."""
+        app = cls(Registry(f"wrapped {name}"), name=name)
+        app._web_app = web_app
+        return app
+
+    def __repr__(self) -> str:
+        state = "running" if self._run else ("built" if self._built_at else "not built")
+        return f"<hookweb.App {self.name!r} ({state})>"
+
+    def _hookweb_registry(self) -> Registry:
+        return self._registry
+
+    # -- composition -----------------------------------------------------------
+
+    def include(self, registry: Registry, prefix: str = "") -> None:
+        """Merge ``registry``'s hooks, middleware and routes (under ``prefix``)."""
+        if not isinstance(registry, Registry):
+            raise TypeError(f"hookweb: include() takes a Registry, got {type(registry).__name__}")
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(
+                f"hookweb: include(prefix={prefix!r}) must start with '/' and not end with it,"
+                " for example prefix='/api'"
+            )
+        if registry is self._registry or any(r is registry for r, _ in self._includes):
+            raise ValueError(f"hookweb: registry {registry.name!r} is already part of {self!r}")
+        if self._built_at is not None:
+            raise RuntimeError(
+                f"hookweb: cannot include {registry.name!r} at {caller_location()}: App"
+                f" {self.name!r} was already built ({self._built_at}). Include registries"
+                " before the first run, test client or web_app access"
+            )
+        self._includes.append((registry, prefix))
+
+    def _registries(self) -> list[tuple[Registry, str]]:
+        return [(self._registry, ""), *self._includes]
+
+    def _hooks(self) -> list[_registry.Hook]:
+        hooks = [h for reg, _ in self._registries() for h in reg.hooks()]
+        hooks.sort(key=lambda h: h.index)
+        return hooks
+
+    # -- building ----------------------------------------------------------------
+
+    @property
+    def web_app(self) -> web.Application:
+        """The underlying ``aiohttp.web.Application`` (building the App first).
+
+        hookweb's steps are installed on it as aiohttp signals, so aiohttp's own
+        tools drive pre_start, lifespan, shutdown, cleanup and response_prepare;
+        post_start and background need hookweb's runner (see docs/lifecycle.md).
+        """
+        self._build()
+        return self._web_app
+
+    def _build(self) -> Plan:
+        if self._plan is not None:
+            return self._plan
+        where = f"App {self.name!r} built at {caller_location()}"
+        for reg, _ in self._registries():
+            reg.freeze(where)
+        plan = Plan(self._hooks())
+        web_app = self._web_app
+        for reg, prefix in self._registries():
+            for route in reg.routes:
+                try:
+                    web_app.router.add_route(
+                        route.method, prefix + route.path, route.handler, **route.kwargs
+                    )
+                except (RuntimeError, ValueError, TypeError) as exc:
+                    exc.add_note(
+                        f"hookweb: while adding route {route.method} {prefix + route.path}"
+                        f" -> {describe(route.handler)}"
+                    )
+                    raise
+            for static in reg.statics:
+                web_app.router.add_static(prefix + static.prefix, static.path, **static.kwargs)
+        web_app.middlewares.extend(h.fn for h in plan.middleware)
+        web_app.on_startup.append(self._on_startup)
+        web_app.on_shutdown.insert(0, self._on_shutdown)
+        web_app.on_cleanup.insert(0, self._on_cleanup)
+        web_app.on_cleanup.append(self._on_cleanup_done)
+        web_app.on_response_prepare.append(prepare_signal(self, plan.response_prepare))
+        self._plan = plan
+        self._built_at = where
+        return plan
+
+    # -- aiohttp signal receivers (installed by _build) ------------------------------
+
+    async def _on_startup(self, web_app: web.Application) -> None:
+        run = self._run
+        if run is None:  # aiohttp's own runner or test server drives this App
+            run = Run(self, hook_timeout=self.hook_timeout, managed=False, where="aiohttp's runner")
+            self._begin_run(run)
+        try:
+            await run.start_steps()
+        except BaseException as exc:
+            await run.unwind(exc)
+            if not run.managed:
+                self._end_run(run)
+            raise
+
+    async def _on_shutdown(self, web_app: web.Application) -> None:
+        if self._run is not None:
+            await self._run.shutdown_steps()
+
+    async def _on_cleanup(self, web_app: web.Application) -> None:
+        if self._run is not None:
+            await self._run.cleanup_steps()
+
+    async def _on_cleanup_done(self, web_app: web.Application) -> None:
+        run = self._run
+        if run is None or run.managed:
+            return
+        self._end_run(run)
+        error = run.cleanup_error()
+        if error is not None:
+            raise error
+
+    # -- runs ----------------------------------------------------------------------
+
+    def _begin_run(self, run: Run) -> None:
+        if self._run is not None:
+            raise RuntimeError(
+                f"hookweb: App {self.name!r} is already running (started by {self._run.where});"
+                " an App runs one lifecycle at a time. Exit the running test client or stop"
+                " the server first, or make a second App on the same registry: App(registry)"
+            )
+        self._run = run
+        self._saved_state = dict(self._state())
+
+    def _end_run(self, run: Run) -> None:
+        if self._run is not run:
+            return
+        self._run = None
+        self.addresses = []
+        state = self._state()
+        state.clear()
+        state.update(self._saved_state or {})
+        self._saved_state = None
+        # Let the next run use a new event loop (a module-level app shared by
+        # several tests, or app.run() twice).
+        if hasattr(self._web_app, "_loop"):
+            self._web_app._loop = None
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    @property
+    def urls(self) -> list[str]:
+        """``http://host:port`` for each bound address of the current run."""
+        run = self._run
+        scheme = run.scheme if run is not None else "http"
+        urls = []
+        for addr in self.addresses:
+            if isinstance(addr, str):
+                urls.append(f"{scheme}://unix:{addr}")
+            else:
+                host, port = addr[0], addr[1]
+                host = f"[{host}]" if ":" in host else host
+                urls.append(f"{scheme}://{host}:{port}")
+        return urls
+
+    def run(self, **options: Any) -> None:
+        """Serve until SIGINT/SIGTERM (blocking). Options as for :func:`hookweb.run_app`."""
+        from ._serve import run_app
+
+        run_app(self, **options)
+
+    def test_client(self, **options: Any) -> TestClientContext:
+        """``async with app.test_client() as client:`` -- the whole lifecycle, once.
+
+        Yields an ``aiohttp.test_utils.TestClient`` on a real loopback port.
+        Options: ``hook_timeout``, ``shutdown_timeout`` and ClientSession kwargs.
+        """
+        from .testing import TestClientContext
+
+        return TestClientContext(self, **options)
+
+    # -- state -------------------------------------------------------------------------
+
+    def _state(self) -> dict[Any, Any]:
+        state = getattr(self._web_app, "_state", None)
+        if isinstance(state, dict):
+            return state
+        raise RuntimeError("hookweb: this aiohttp version keeps Application state elsewhere")
+
+    @overload
+    def __getitem__(self, key: web.AppKey[_T]) -> _T: ...
+    @overload
+    def __getitem__(self, key: str) -> Any: ...
+    def __getitem__(self, key: Any) -> Any:
+        return self._state()[key]
+
+    @overload
+    def __setitem__(self, key: web.AppKey[_T], value: _T) -> None: ...
+    @overload
+    def __setitem__(self, key: str, value: Any) -> None: ...
+    def __setitem__(self, key: Any, value: Any) -> None:
+        # Straight into the application's state: hooks may store what they
+        # open at any step, without aiohttp's "frozen application" warning.
+        self._state()[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._state()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._state()
+
+
+def _raise_cleanup(error: CleanupError | None) -> None:
+    if error is not None:
+        raise error

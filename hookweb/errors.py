@@ -1,0 +1,117 @@
+"""Errors hookweb raises, and how it reports them.
+
+Every report is one line naming the hook (``module:qualname``), its kind and the
+cause. When the cause is the user's own code the traceback of that code follows,
+with hookweb's and asyncio's frames left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import traceback
+from collections.abc import Sequence
+from typing import Final
+
+__all__ = ["CleanupError", "ResponsePrepareError", "format_error", "one_line"]
+
+_HOOKWEB_DIR: Final = os.path.dirname(os.path.abspath(__file__))
+_ASYNCIO_DIR: Final = os.path.dirname(os.path.abspath(asyncio.__file__))
+_BRIEF: Final = "_hookweb_brief"
+_LINE: Final = "_hookweb_line"
+NOTE_PREFIX: Final = "hookweb: "
+
+
+class CleanupError(ExceptionGroup[Exception]):
+    """Some stop steps failed; raised after *every* stop step ran.
+
+    ``.exceptions`` holds one error per failed step, in the order they ran; each
+    carries a note naming its hook. A ``CancelledError`` escaping a stop hook is
+    that hook's failure: it appears here as a :class:`HookCancelled`.
+    """
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> CleanupError:
+        return super().__new__(cls, message, exceptions)
+
+
+class HookCancelled(Exception):
+    """A stop hook ended with ``CancelledError`` that nobody asked for."""
+
+
+class ResponsePrepareError(Exception):
+    """A ``response_prepare`` hook raised; the client gets a plain 500 instead."""
+
+
+def mark(exc: BaseException, line: str, *, brief: bool) -> BaseException:
+    """Attach the one-line report to ``exc`` (as a PEP 678 note) and remember it.
+
+    ``brief``: the cause is not the user's code (a timeout, a bind error), so the
+    line is all there is to say.
+    """
+    if getattr(exc, _LINE, None) is None:
+        try:
+            setattr(exc, _LINE, line)
+            setattr(exc, _BRIEF, brief)
+        except AttributeError:  # pragma: no cover - exotic exception types
+            pass
+        exc.add_note(line)
+    return exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The report line for ``exc``: hookweb's own line, else ``Type: message``."""
+    line = getattr(exc, _LINE, None)
+    if isinstance(line, str):
+        return line
+    return f"hookweb: {describe_exception(exc)}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__qualname__
+    if type(exc).__module__ not in ("builtins", "__main__"):
+        name = f"{type(exc).__module__}.{name}"
+    return f"{name}: {text}" if text else name
+
+
+def is_brief(exc: BaseException) -> bool:
+    return bool(getattr(exc, _BRIEF, False))
+
+
+def _internal(filename: str) -> bool:
+    path = os.path.abspath(filename)
+    return path.startswith(_HOOKWEB_DIR + os.sep) or path.startswith(_ASYNCIO_DIR + os.sep)
+
+
+def _prune(te: traceback.TracebackException) -> None:
+    te.stack = traceback.StackSummary.from_list(
+        [frame for frame in te.stack if not _internal(frame.filename)]
+    )
+    notes = getattr(te, "__notes__", None)
+    if notes:
+        te.__notes__ = [n for n in notes if not str(n).startswith(NOTE_PREFIX)]
+    for child in (te.__cause__, te.__context__):
+        if child is not None:
+            _prune(child)
+    for sub in getattr(te, "exceptions", None) or ():
+        _prune(sub)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without hookweb's and asyncio's frames."""
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__, compact=True)
+    _prune(te)
+    return "".join(te.format()).rstrip("\n")
+
+
+def format_error(exc: BaseException) -> str:
+    """The full report: the line, then the user's traceback unless brief."""
+    line = one_line(exc)
+    if is_brief(exc):
+        return line
+    if isinstance(exc, CleanupError):
+        parts = [line]
+        for sub in exc.exceptions:
+            parts.append(format_error(sub))
+        return "\n".join(parts)
+    return f"{line}\n{user_traceback(exc)}"

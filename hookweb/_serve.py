@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from ._lifecycle import Run
-from .errors import CleanupError, mark
+from .errors import CleanupError, mark, prune_traceback
 from .registry import caller_location, check_timeout
 
 log = logging.getLogger("hookweb")
@@ -260,5 +260,10 @@ def run_app(app: Any, **options: Any) -> None:
             " already running here; in async code use 'async with app.test_client()'"
         )
     setup_logging(opts.log_level)
-    with asyncio.Runner(loop_factory=loop_factory(opts.loop)) as runner:
-        runner.run(serve(app, opts))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory(opts.loop)) as runner:
+            runner.run(serve(app, opts))
+    except Exception as exc:
+        # An uncaught error in a script shows the user's frames, not the runner's.
+        prune_traceback(exc)
+        raise

@@ -13,10 +13,18 @@ import traceback
 from collections.abc import Sequence
 from typing import Final
 
+import aiohttp
+import aiosignal
+
 __all__ = ["CleanupError", "ResponsePrepareError", "format_error", "one_line"]
 
 _HOOKWEB_DIR: Final = os.path.dirname(os.path.abspath(__file__))
-_ASYNCIO_DIR: Final = os.path.dirname(os.path.abspath(asyncio.__file__))
+# Frames of the machinery between the runner and a hook, left out of user tracebacks.
+_INTERNAL_DIRS: Final = (
+    *(os.path.dirname(os.path.abspath(m.__file__ or "")) + os.sep for m in (asyncio, aiohttp)),
+    os.path.abspath(aiosignal.__file__ or ""),
+    _HOOKWEB_DIR + os.sep,
+)
 _BRIEF: Final = "_hookweb_brief"
 _LINE: Final = "_hookweb_line"
 NOTE_PREFIX: Final = "hookweb: "
@@ -79,8 +87,7 @@ def is_brief(exc: BaseException) -> bool:
 
 
 def _internal(filename: str) -> bool:
-    path = os.path.abspath(filename)
-    return path.startswith(_HOOKWEB_DIR + os.sep) or path.startswith(_ASYNCIO_DIR + os.sep)
+    return os.path.abspath(filename).startswith(_INTERNAL_DIRS)
 
 
 def _prune(te: traceback.TracebackException) -> None:
@@ -95,6 +102,26 @@ def _prune(te: traceback.TracebackException) -> None:
             _prune(child)
     for sub in getattr(te, "exceptions", None) or ():
         _prune(sub)
+
+
+def prune_traceback(exc: BaseException) -> None:
+    """Drop hookweb's and asyncio's frames from ``exc``'s traceback, in place.
+
+    A brief error (a timeout, a bind failure) loses its traceback entirely: the
+    line in its note is all there is to say.
+    """
+    if is_brief(exc):
+        exc.__traceback__ = None
+        return
+    kept = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if not _internal(tb.tb_frame.f_code.co_filename):
+            kept.append(tb)
+        tb = tb.tb_next
+    for current, following in zip(kept, [*kept[1:], None], strict=True):
+        current.tb_next = following
+    exc.__traceback__ = kept[0] if kept else None
 
 
 def user_traceback(exc: BaseException) -> str:

@@ -60,10 +60,13 @@ def describe(fn: object) -> str:
 
 
 def _signature(fn: Callable[..., Any]) -> str:
+    """The parameter list without annotations: ``(app, extra=1)``."""
     try:
-        return str(inspect.signature(fn))
+        sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return "(...)"
+    params = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=params, return_annotation=inspect.Signature.empty))
 
 
 def caller_location() -> str:

@@ -1,0 +1,159 @@
+"""``app.run()`` in a real process: signals, graceful stop, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+SCRIPT = Path(__file__).parent / "scripts" / "served.py"
+
+
+class Served:
+    def __init__(self, tmp_path: Path, mode: str = "normal", port: int = 0) -> None:
+        self.markers = tmp_path / "markers.txt"
+        self.markers.touch()
+        env = dict(
+            os.environ,
+            HOOKWEB_T_MARKERS=str(self.markers),
+            HOOKWEB_T_MODE=mode,
+            PYTHONUNBUFFERED="1",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr_lines: list[str] = []
+
+    def wait_port(self, timeout: float = 10) -> int:
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.stderr_lines.append(line)
+            found = re.search(
+                r"hookweb: serving served on http://127\.0\.0\.1:(\d+) \(Ctrl\+C", line
+            )
+            if found:
+                return int(found.group(1))
+        raise AssertionError(f"no serving line: {self.stderr_lines}")
+
+    def wait_marker(self, text: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.lines():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"marker {text!r} never appeared: {self.lines()}")
+
+    def lines(self) -> list[str]:
+        return self.markers.read_text().splitlines()
+
+    def finish(self, timeout: float = 15) -> tuple[int, str]:
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, "".join(self.stderr_lines) + err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for s in started:
+        s.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_stops_gracefully_and_the_inflight_request_finishes(
+    tmp_path: Path, served: list[Served], sig: signal.Signals
+) -> None:
+    """CASES BR-15, through app.run()."""
+    s = Served(tmp_path)
+    served.append(s)
+    port = s.wait_port()
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(session.get(f"http://127.0.0.1:{port}/slow"))
+        await asyncio.sleep(0.5)
+        s.proc.send_signal(sig)
+        await asyncio.sleep(0.2)
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)  # no longer accepting
+        response = await request
+        assert (response.status, await response.text()) == (200, "done")
+    code, err = await asyncio.to_thread(s.finish)
+    assert code == 0, err
+    assert s.lines() == ["pre_start", "post_start", "shutdown", "slow done", "cleanup"]
+
+
+def test_signal_while_a_start_hook_hangs_unwinds_and_exits_0(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    s = Served(tmp_path, mode="hang_start")
+    served.append(s)
+    s.wait_marker("pre_start")
+    s.proc.send_signal(signal.SIGINT)
+    code, err = s.finish()
+    assert code == 0, err
+    assert s.lines() == ["pre_start", "cleanup"]
+    assert "hookweb: SIGINT during start: cancelling the start and unwinding" in err
+    assert "Traceback" not in err
+
+
+def test_a_second_signal_during_the_stop_stops_at_once(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    s = Served(tmp_path, mode="slow_shutdown")
+    served.append(s)
+    s.wait_port()
+    s.proc.send_signal(signal.SIGINT)
+    s.wait_marker("shutdown")
+    started = time.monotonic()
+    s.proc.send_signal(signal.SIGINT)
+    code, err = s.finish()
+    assert time.monotonic() - started < 3
+    assert code == 1
+    assert s.lines() == ["pre_start", "post_start", "shutdown"]
+    assert "hookweb: SIGINT again: stopping at once, skipping the remaining stop steps" in err
+    assert err.rstrip().endswith(
+        "hookweb: stopped at once by a second signal; the remaining stop steps were skipped"
+    )
+
+
+def test_port_in_use_raises_with_the_address_and_cleanup_ran(
+    tmp_path: Path, served: list[Served]
+) -> None:
+    """CASES BR-02 through app.run(): the programmatic API raises the OSError."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        s = Served(tmp_path, port=port)
+        served.append(s)
+        started = time.monotonic()
+        code, err = s.finish()
+    assert time.monotonic() - started < 5
+    assert code == 1  # an uncaught exception; the CLI turns this into exit 3
+    assert err.rstrip().endswith(
+        f"hookweb: cannot listen on http://127.0.0.1:{port}: Address already in use"
+    )
+    assert s.lines() == ["pre_start", "cleanup"]
+    assert "Task was destroyed" not in err

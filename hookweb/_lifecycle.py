@@ -397,14 +397,24 @@ def prepare_signal(
     A hook that raises turns the response into a plain 500 (see
     ``_server.RequestHandler``), never a dropped connection.
     """
+    from ._server import may_fail
+
     calls = tuple((h.fn, h.is_async, h) for h in hooks)
     websocket = web.WebSocketResponse
+    # isinstance() on a response goes through ABCMeta (StreamResponse is a
+    # MutableMapping), which costs more than the rest of this receiver: one
+    # dict lookup per response class instead (docs/performance.md).
+    is_websocket: dict[type, bool] = {}
 
     async def on_response_prepare(request: web.BaseRequest, response: web.StreamResponse) -> None:
-        if isinstance(response, websocket):
+        cls = type(response)
+        ws = is_websocket.get(cls)
+        if ws is None:
+            ws = is_websocket[cls] = issubclass(cls, websocket)
+        if ws:
             run = app._run
             if run is not None:
-                run.websockets.add(response)
+                run.websockets.add(cast(web.WebSocketResponse, response))
         for fn, is_async, hook in calls:
             try:
                 if is_async:
@@ -416,6 +426,8 @@ def prepare_signal(
             except Exception as exc:
                 _prepare_failed(request, hook, exc)
 
+    if calls:
+        may_fail.add(on_response_prepare)
     return on_response_prepare
 
 

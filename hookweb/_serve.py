@@ -188,6 +188,7 @@ async def serve(app: Any, opts: ServeOptions, *, handle_signals: bool = True) ->
         await stop.wait()
         phase = "stopping"
         await run.stop()
+        log.info("hookweb: stopped")
     except asyncio.CancelledError:
         if not forced:
             raise
@@ -231,7 +232,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
                 "hookweb: --loop uvloop needs uvloop: pip install 'hookweb[speed]'"
             ) from None
         return None
-    return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return uvloop.new_event_loop  # type: ignore[no-any-return, unused-ignore]
 
 
 def run_app(app: Any, **options: Any) -> None:

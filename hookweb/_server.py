@@ -4,18 +4,32 @@ Plain aiohttp drops the connection when an ``on_response_prepare`` receiver
 raises for a response the handler *returned* (``finish_response`` does not catch
 it). hookweb's request handler catches :class:`ResponsePrepareError` there and
 sends aiohttp's own 500 instead. There is no per-request middleware: the cost is
-one ``try`` around a call aiohttp makes anyway.
+one ``try`` around a call aiohttp makes anyway, and only when the app has a
+response_prepare hook; without one, aiohttp's own handler serves unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler as _AiohttpRequestHandler
 
 from .errors import ResponsePrepareError
+
+#: hookweb's on_response_prepare receivers that run at least one hook, so can
+#: raise ResponsePrepareError (``_lifecycle.prepare_signal`` adds them).
+may_fail: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def _can_fail(app: web.Application) -> bool:
+    """Whether a hookweb response_prepare hook runs for this app or a sub-app."""
+    if any(receiver in may_fail for receiver in app.on_response_prepare):
+        return True
+    return any(_can_fail(sub) for sub in getattr(app, "_subapps", ()))
 
 
 class RequestHandler(_AiohttpRequestHandler):
@@ -37,10 +51,14 @@ class Server(web.Server):
 
 
 class AppRunner(web.AppRunner):
-    """``web.AppRunner`` serving through :class:`Server`."""
+    """``web.AppRunner`` serving through :class:`Server` when a hook can fail."""
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()  # runs on_startup: hookweb's start steps
+        if not _can_fail(self._app):
+            # No hook can raise ResponsePrepareError: the wrapper would be one
+            # more coroutine frame per request for nothing.
+            return base
         kwargs: dict[str, Any] = dict(self._kwargs)
         kwargs.pop("handler_cancellation", None)
         return Server(

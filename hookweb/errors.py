@@ -71,6 +71,8 @@ def one_line(exc: BaseException) -> str:
     line = getattr(exc, _LINE, None)
     if isinstance(line, str):
         return line
+    if isinstance(exc, CleanupError):
+        return exc.message
     return f"hookweb: {describe_exception(exc)}"
 
 
@@ -86,13 +88,14 @@ def is_brief(exc: BaseException) -> bool:
     return bool(getattr(exc, _BRIEF, False))
 
 
-def _internal(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_INTERNAL_DIRS)
+def is_internal_file(filename: str) -> bool:
+    # uvloop's compiled frames carry a relative name ("uvloop/loop.pyx").
+    return filename.startswith("uvloop/") or os.path.abspath(filename).startswith(_INTERNAL_DIRS)
 
 
 def _prune(te: traceback.TracebackException) -> None:
     te.stack = traceback.StackSummary.from_list(
-        [frame for frame in te.stack if not _internal(frame.filename)]
+        [frame for frame in te.stack if not is_internal_file(frame.filename)]
     )
     notes = getattr(te, "__notes__", None)
     if notes:
@@ -116,7 +119,7 @@ def prune_traceback(exc: BaseException) -> None:
     kept = []
     tb = exc.__traceback__
     while tb is not None:
-        if not _internal(tb.tb_frame.f_code.co_filename):
+        if not is_internal_file(tb.tb_frame.f_code.co_filename):
             kept.append(tb)
         tb = tb.tb_next
     for current, following in zip(kept, [*kept[1:], None], strict=True):

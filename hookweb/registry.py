@@ -17,6 +17,8 @@ from typing import Any, Final, TypeVar, overload
 
 from aiohttp import web
 
+from .errors import is_internal_file
+
 __all__ = ["Hook", "Registry", "Route", "default_registry"]
 
 # Kinds of hook, in the order they first run.
@@ -46,7 +48,6 @@ _EXPECTED: Final[dict[str, str]] = {
 _ARITY: Final[dict[str, int]] = {RESPONSE_PREPARE: 2, MIDDLEWARE: 2}
 
 _counter = itertools.count()  # registration index, process-wide and monotonic
-_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__))
 
 
 def describe(fn: object) -> str:
@@ -70,11 +71,14 @@ def _signature(fn: Callable[..., Any]) -> str:
 
 
 def caller_location() -> str:
-    """``file:line`` of the first frame outside hookweb (where the user called us)."""
+    """``file:line`` of the first frame outside hookweb, aiohttp and asyncio.
+
+    That is where the user called us, even when the call came through aiohttp
+    (for example its test server starting the App).
+    """
     frame = sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not filename.startswith(_PACKAGE_DIR + os.sep):
+        if not is_internal_file(frame.f_code.co_filename):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return "<unknown>"

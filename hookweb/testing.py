@@ -2,7 +2,7 @@
 
 ``async with app.test_client() as client:`` runs SPEC section 2 steps 1-7
 exactly once: start steps, a real socket on 127.0.0.1 with a free port,
-post_start, background tasks; on exit the mirrored stop.
+post_start, background tasks; on exit the mirrored stop. See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import StrOrURL
+from yarl import URL
 
 from . import registry as _registry
 from ._lifecycle import Run
@@ -25,7 +27,7 @@ from .registry import Registry, caller_location, check_timeout
 if TYPE_CHECKING:
     from .app import App
 
-__all__ = ["TestClientContext", "isolated_registry"]
+__all__ = ["ClientFactory", "TestClientContext", "isolated_registry"]
 
 log = logging.getLogger("hookweb")
 
@@ -51,17 +53,26 @@ _CLIENT_NAMES = frozenset(
     }
 )
 
+_SAME_LOOP_RECIPE = (
+    "give the fixture that enters the client and the tests that use it the same loop scope,"
+    ' for example @pytest_asyncio.fixture(scope="module", loop_scope="module") with'
+    ' @pytest.mark.asyncio(loop_scope="module") on the tests (see docs/testing.md)'
+)
+
 
 class _Server(TestServer):
     """aiohttp's TestServer, started and stopped by hookweb's lifecycle."""
 
     __test__ = False
 
-    def __init__(self, app: App, *, hook_timeout: float | None, shutdown_timeout: float) -> None:
+    def __init__(
+        self, app: App, *, hook_timeout: float | None, shutdown_timeout: float, where: str
+    ) -> None:
         super().__init__(app._web_app, host="127.0.0.1", port=0)
         self.hookweb_app = app
         self._hook_timeout = hook_timeout
         self._shutdown_timeout = shutdown_timeout
+        self._where = where
         self._run: Run | None = None
 
     async def start_server(
@@ -70,22 +81,18 @@ class _Server(TestServer):
         if self._run is not None:
             return
         run = Run(
-            self.hookweb_app,
-            hook_timeout=self._hook_timeout,
-            managed=True,
-            where=f"a test client entered at {caller_location()}",
+            self.hookweb_app, hook_timeout=self._hook_timeout, managed=True, where=self._where
         )
-        self._run = run
+        # On failure run.start has unwound everything it started; nothing to close here.
         await run.start(
             lambda runner: [web.TCPSite(runner, self.host, 0)],
             shutdown_timeout=self._shutdown_timeout,
             handler_cancellation=True,
         )
+        self._run = run
         self.runner = run.runner
         self.host, self.port = run.runner.addresses[0][:2]
         self.scheme = "http"
-        from yarl import URL
-
         self._root = URL(f"http://{self.host}:{self.port}")
 
     async def close(self) -> None:
@@ -97,8 +104,63 @@ class _Server(TestServer):
         await run.stop()
 
 
+class _Client(TestClient[web.Request, web.Application]):
+    """aiohttp's TestClient, refusing requests it cannot serve instead of hanging.
+
+    Its server runs on the event loop the client was entered on; a request
+    made from another loop (a module-scoped fixture used by a function-loop
+    test) would wait for a loop that is not running.
+    """
+
+    __test__ = False
+
+    def __init__(self, server: _Server, app_name: str, **kwargs: Any) -> None:
+        super().__init__(server, **kwargs)
+        self._hookweb_loop = asyncio.get_running_loop()
+        self._hookweb_app_name = app_name
+        self._hookweb_exited = False
+
+    def _hookweb_check(self, what: str) -> None:
+        if self._hookweb_exited:
+            raise RuntimeError(
+                f"hookweb: cannot {what}: the test client of App {self._hookweb_app_name!r}"
+                " has exited and its server is stopped; make requests inside"
+                " 'async with app.test_client() as client:'"
+            )
+        if asyncio.get_running_loop() is not self._hookweb_loop:
+            raise RuntimeError(
+                f"hookweb: cannot {what}: the test client of App {self._hookweb_app_name!r}"
+                " was entered on another event loop than the one running this request, and"
+                f" its server only runs on that loop; {_SAME_LOOP_RECIPE}"
+            )
+
+    async def _request(self, method: str, path: StrOrURL, **kwargs: Any) -> ClientResponse:
+        self._hookweb_check(f"request {method} {path}")
+        return await super()._request(method, path, **kwargs)
+
+    async def _ws_connect(self, path: StrOrURL, **kwargs: Any) -> Any:
+        self._hookweb_check(f"open a websocket to {path}")
+        return await super()._ws_connect(path, **kwargs)
+
+
 class TestClientContext:
-    """What ``app.test_client()`` returns: enter it with ``async with``."""
+    """What ``app.test_client()`` returns: enter it with ``async with``.
+
+    Entering runs the start side of the lifecycle once (pre_start hooks and
+    lifespan entries, binding 127.0.0.1 on a free port, post_start hooks with
+    ``app.addresses`` set, background tasks) and yields an
+    ``aiohttp.test_utils.TestClient``; exiting runs the stop side once.
+
+    - A start failure raises the original exception (its note names the hook)
+      after everything started was unwound and the client session closed.
+    - A stop failure raises :class:`hookweb.CleanupError` after every stop step
+      ran. When the ``async with`` body raised too, the body's exception
+      propagates unchanged, with one note per failed stop step (each failure
+      is also logged with its traceback on the ``hookweb`` logger).
+    - The same context object (or a new ``app.test_client()``) can be entered
+      again after it exited; one App runs one lifecycle at a time, so entering a
+      second client of an App that is running raises ``RuntimeError``.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -115,7 +177,7 @@ class TestClientContext:
         self._hook_timeout = hook_timeout if hook_timeout is not None else app.hook_timeout
         self._shutdown_timeout = shutdown_timeout
         self._client_kwargs = client_kwargs
-        self._client: TestClient[web.Request, web.Application] | None = None
+        self._client: _Client | None = None
 
     async def __aenter__(self) -> TestClient[web.Request, web.Application]:
         if self._client is not None:
@@ -123,10 +185,14 @@ class TestClientContext:
                 "hookweb: this test client is already entered; call app.test_client() again"
                 " for a new one"
             )
+        self._app._build()  # here, so "built at" names the test, not aiohttp
         server = _Server(
-            self._app, hook_timeout=self._hook_timeout, shutdown_timeout=self._shutdown_timeout
+            self._app,
+            hook_timeout=self._hook_timeout,
+            shutdown_timeout=self._shutdown_timeout,
+            where=f"a test client entered at {caller_location()}",
         )
-        client: TestClient[web.Request, web.Application] = TestClient(server, **self._client_kwargs)
+        client = _Client(server, self._app.name, **self._client_kwargs)
         try:
             await client.start_server()
         except BaseException:
@@ -149,11 +215,13 @@ class TestClientContext:
         except CleanupError as stop_error:
             if exc is None:
                 raise
-            # The test body failed too: let its exception through, unhidden, and
-            # say what the stop broke (each failure was also logged).
-            exc.add_note(f"{one_line(stop_error)} after the test body raised:")
+            # The body failed too: let its exception through, unhidden, and say
+            # what the stop broke (each failure was also logged in full).
+            exc.add_note(f"{stop_error.message} after the test body raised:")
             for sub in stop_error.exceptions:
                 exc.add_note(f"  {one_line(sub)}")
+        finally:
+            client._hookweb_exited = True
 
     def __enter__(self) -> None:
         raise TypeError(
@@ -166,6 +234,12 @@ class TestClientContext:
 
     def __getattr__(self, name: str) -> Any:
         if name in _CLIENT_NAMES:
+            if self.__dict__.get("_client") is not None:
+                raise RuntimeError(
+                    f"hookweb: use .{name} on the client that 'async with' gives you"
+                    " ('async with app.test_client() as client:'), not on"
+                    " app.test_client() itself"
+                )
             raise RuntimeError(
                 f"hookweb: enter the test client before using .{name}: write"
                 " 'async with app.test_client() as client:' and use 'client' inside; a client"
@@ -177,19 +251,37 @@ class TestClientContext:
         raise TypeError("hookweb: use 'async with app.test_client() as client:', not 'await'")
 
 
+class ClientFactory(Protocol):
+    """The type of the ``hookweb_client`` fixture: ``client = await hookweb_client(app)``.
+
+    Options are those of ``app.test_client()``. Each client is exited when the
+    test ends, the newest first.
+    """
+
+    async def __call__(
+        self, app: App, /, **options: Any
+    ) -> TestClient[web.Request, web.Application]: ...
+
+
 @contextmanager
-def isolated_registry() -> Iterator[Registry]:
+def isolated_registry(name: str = "isolated") -> Iterator[Registry]:
     """A fresh default registry for the duration of the block (or fixture).
 
-    Module-level decorators used inside go into it, and ``App()`` without a
-    registry uses it; the previous default registry is restored afterwards::
+    Module-level decorators (``@hookweb.pre_start``, ``@hookweb.get(...)``)
+    used inside register into it, and ``App()`` without a registry uses it;
+    the previous default registry is restored afterwards, so nothing a test
+    registers fires in another test's App::
 
         @pytest.fixture
         def registry():
             with hookweb.testing.isolated_registry() as registry:
                 yield registry
+
+    (The ``hookweb_registry`` fixture of hookweb's pytest plugin is exactly this.)
+    Use it as a ``with`` block or a fixture, not as a decorator of an ``async def``
+    test: a decorator would restore the registry before the test body runs.
     """
-    fresh = Registry("isolated")
+    fresh = Registry(name)
     previous = _registry._set_default(fresh)
     try:
         yield fresh

@@ -4,8 +4,8 @@
   closes it after the last request finished;
 - a ``post_start`` hook records the real URL (port 0 resolved), standing in
   for registering the service with a registry or load balancer;
-- a ``response_prepare`` hook adds security headers and an ``X-Request-Id``
-  to every response, errors and 404s included;
+- ``response_prepare`` hooks add security headers (``hookweb.security_headers``)
+  and an ``X-Request-Id`` to every response, errors and 404s included;
 - every write is committed before the answer goes out, so no note is lost
   when the server stops or crashes.
 
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from hookweb import App, Registry
+from hookweb import App, Registry, security_headers
 
 DB_PATH = os.environ.get("NOTES_DB", "notes.db")
 
@@ -48,12 +48,6 @@ app = App(Registry())
 DB = web.AppKey("db", sqlite3.Connection)
 PUBLIC_URL = web.AppKey("public_url", str)
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": "default-src 'none'",
-}
 # An incoming X-Request-Id is echoed only if it looks like an id (no spaces, bounded).
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_ID = 2**63 - 1  # SQLite's largest INTEGER
@@ -91,9 +85,14 @@ async def register(app: App) -> None:
     print(f"post_start: registered {url}", flush=True)
 
 
+# nosniff, DENY framing, no referrer, same-origin opener; a JSON API loads
+# nothing, so its content security policy allows nothing. Add hsts=True when the
+# service is reached over HTTPS (docs/security.md).
+app.response_prepare(security_headers(content_security_policy="default-src 'none'"))
+
+
 @app.response_prepare
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(SECURITY_HEADERS)
+async def request_id(request: web.Request, response: web.StreamResponse) -> None:
     incoming = request.headers.get("X-Request-Id", "")
     valid = REQUEST_ID.fullmatch(incoming) is not None
     response.headers["X-Request-Id"] = incoming if valid else uuid.uuid4().hex

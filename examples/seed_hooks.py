@@ -11,7 +11,7 @@ Run it:
 
 Try it from another terminal:
 
-    curl -i 127.0.0.1:8080/          # 200, with "X-Powered-By: hookweb"
+    curl -i 127.0.0.1:8080/          # 200, "X-Powered-By: hookweb", security headers
     curl -i 127.0.0.1:8080/missing   # 404, with the same header
 
 Then press Ctrl+C: cleanup runs and the process exits 0.
@@ -24,7 +24,7 @@ import os
 
 from aiohttp import web
 
-from hookweb import App
+from hookweb import App, security_headers
 
 app = App()
 
@@ -55,6 +55,9 @@ app.on_pre_start.append(pre_start)
 app.on_post_start.append(post_start)
 app.on_cleanup.append(cleanup)
 app.on_response_prepare.append(response_prepare)
+# Not in the article: hookweb's ready hook for the usual security headers
+# (nosniff, no framing, no referrer; docs/security.md).
+app.on_response_prepare.append(security_headers())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from ._serve import run_app
 from .app import App
 from .errors import CleanupError
 from .registry import Registry, _defaults
+from .security import security_headers
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ __all__ = [
     "response_prepare",
     "route",
     "run_app",
+    "security_headers",
     "shutdown",
     "static",
 ]

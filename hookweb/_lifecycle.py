@@ -99,6 +99,10 @@ def _summary(exc: BaseException) -> str:
     return one_line(exc).removeprefix("hookweb: ")
 
 
+def _stop_label(hook: Hook) -> str:
+    return f"lifespan exit {hook.name}" if hook.kind == LIFESPAN else hook.label()
+
+
 def _failure_line(hook: Hook, exc: BaseException) -> str:
     return f"hookweb: {hook.label()} failed: {describe_exception(exc)}"
 
@@ -130,6 +134,10 @@ class Run:
         self._tasks: list[asyncio.Task[None]] = []
         self._shutdown_done = False
         self._cleanup_done = False
+        #: What the stop is doing now, and which stop hooks it began (named in
+        #: the report when the whole stop exceeds its bound, see _serve.py).
+        self.stop_step = "stopping the listeners"
+        self._stop_begun: set[int] = set()
         self.runner: web.AppRunner
 
     # -- calling one hook ------------------------------------------------------
@@ -186,7 +194,14 @@ class Run:
 
     async def start_steps(self) -> None:
         """pre_start hooks and lifespan entries, in one sorted sequence."""
-        for hook in self.plan.start:
+        await self._start_side(self.plan.start)
+
+    async def post_start_steps(self) -> None:
+        await self._start_side(self.plan.post_start)
+
+    async def _start_side(self, hooks: Sequence[Hook]) -> None:
+        """Run start-side hooks in order; the first failure stops them, with a note."""
+        for hook in hooks:
             try:
                 if hook.kind == LIFESPAN:
                     await self._enter(hook)
@@ -205,17 +220,6 @@ class Run:
         await self.cleanup_steps()
         for err in self.errors[before:]:
             exc.add_note(f"hookweb: while unwinding, {_summary(err)}")
-
-    async def post_start_steps(self) -> None:
-        for hook in self.plan.post_start:
-            try:
-                await self._call(hook)
-            except asyncio.CancelledError:
-                log.info("hookweb: stop requested while %s was running", hook.label())
-                raise
-            except BaseException as exc:
-                mark(exc, _failure_line(hook, exc), brief=False)
-                raise
 
     def start_background(self) -> None:
         for hook in self.plan.background:
@@ -249,6 +253,8 @@ class Run:
         """Run one stop step isolated: its failure is recorded, never propagated."""
         task = asyncio.current_task()
         baseline = task.cancelling() if task is not None else 0
+        self._stop_begun.add(hook.index)
+        self.stop_step = _stop_label(hook)
         try:
             await step()
         except asyncio.CancelledError as exc:
@@ -273,8 +279,15 @@ class Run:
             task.cancel()
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self.hook_timeout or BACKGROUND_STOP_TIMEOUT)
-        for task in pending:
+        self.stop_step = "stopping background tasks"
+        # Each task gets its own timeout= (else the App-wide hook_timeout, else
+        # BACKGROUND_STOP_TIMEOUT) to finish after the cancellation.
+        bounds = {hook.name: self._timeout(hook) for hook in self.plan.background}
+        default = BACKGROUND_STOP_TIMEOUT
+        await asyncio.gather(
+            *(asyncio.wait((t,), timeout=bounds.get(t.get_name()) or default) for t in tasks)
+        )
+        for task in (t for t in tasks if not t.done()):
             err = TimeoutError(f"background task {task.get_name()} ignored cancellation")
             self._fail(
                 mark(
@@ -296,11 +309,23 @@ class Run:
         for hook in self.plan.shutdown:
             await self._stop_step(hook, lambda hook=hook: self._call(hook))  # type: ignore[misc]
         await self._close_websockets()
+        self.stop_step = "waiting for in-flight requests"  # aiohttp does that next
+
+    def skipped_steps(self) -> list[str]:
+        """The stop hooks that have not begun (for the report of a cut-short stop)."""
+        hooks = [*(self.plan.shutdown if self.bound else ()), *self.plan.cleanup]
+        return [
+            _stop_label(hook)
+            for hook in hooks
+            if hook.index not in self._stop_begun
+            and (hook.kind != LIFESPAN or hook.index in self._entered)
+        ]
 
     async def _close_websockets(self) -> None:
         sockets = [ws for ws in self.websockets if not ws.closed]
         if not sockets:
             return
+        self.stop_step = "closing websockets"
         closing = [
             asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown"))
             for ws in sockets

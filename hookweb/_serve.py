@@ -27,6 +27,9 @@ log = logging.getLogger("hookweb")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 LOOPS = ("auto", "asyncio", "uvloop")
+#: The default bound on the whole stop is shutdown_timeout plus this margin
+#: (for shutdown and cleanup hooks, background tasks and websockets).
+STOP_TIMEOUT_MARGIN = 30.0
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class ServeOptions:
     ssl_context: ssl.SSLContext | None = None
     shutdown_timeout: float = 60.0
     hook_timeout: float | None = None
+    stop_timeout: float | None = None  # None: shutdown_timeout + STOP_TIMEOUT_MARGIN
     access_log: bool = True
     log_level: str = "info"
     loop: str = "auto"
     backlog: int = 128
+    drain_delay: float = 0.0  # seconds of serving (health 503) after a stop signal
+    forwarded_allow_ips: str | Sequence[str] | None = None  # None: App(forwarded_allow_ips=)
     target: str | None = None  # how the serving line names the app
 
     def check(self) -> ServeOptions:
@@ -54,11 +60,23 @@ class ServeOptions:
             or not 0 <= self.port <= 65535
         ):
             raise ValueError(f"hookweb: port must be an int from 0 to 65535, got {self.port!r}")
-        if not isinstance(self.shutdown_timeout, (int, float)) or self.shutdown_timeout < 0:
+        if (
+            isinstance(self.shutdown_timeout, bool)
+            or not isinstance(self.shutdown_timeout, (int, float))
+            or not self.shutdown_timeout >= 0  # also refuses nan
+        ):
             raise ValueError(
-                f"hookweb: shutdown_timeout must be seconds >= 0, got {self.shutdown_timeout!r}"
+                "hookweb: the shutdown timeout (--shutdown-timeout, shutdown_timeout=) must be"
+                f" seconds >= 0, got {self.shutdown_timeout!r}"
             )
-        check_timeout("hook_timeout", self.hook_timeout)
+        if not self.unix and (not self.hosts() or not all(h and h.strip() for h in self.hosts())):
+            raise ValueError(
+                "hookweb: the host (--host, HOOKWEB_HOST, host=) is empty; hookweb never"
+                " listens on every interface unless asked: give 127.0.0.1 (the default),"
+                " or 0.0.0.0 / :: for every interface"
+            )
+        check_timeout("the hook timeout (--hook-timeout, hook_timeout=)", self.hook_timeout)
+        check_timeout("the stop timeout (--stop-timeout, stop_timeout=)", self.stop_timeout)
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(
                 f"hookweb: log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
@@ -66,7 +84,21 @@ class ServeOptions:
         if self.loop not in LOOPS:
             raise ValueError(f"hookweb: loop must be one of {', '.join(LOOPS)}, got {self.loop!r}")
         if self.ssl_keyfile and not self.ssl_certfile:
-            raise ValueError("hookweb: ssl_keyfile needs ssl_certfile too")
+            raise ValueError(
+                "hookweb: --ssl-keyfile (ssl_keyfile=) needs --ssl-certfile (ssl_certfile=) too"
+            )
+        if (
+            isinstance(self.drain_delay, bool)
+            or not isinstance(self.drain_delay, (int, float))
+            or not 0 <= self.drain_delay < float("inf")
+        ):
+            raise ValueError(
+                f"hookweb: drain_delay must be seconds >= 0, got {self.drain_delay!r}"
+            )
+        if self.forwarded_allow_ips is not None:
+            from .proxy import parse_allowed
+
+            parse_allowed(self.forwarded_allow_ips)  # ValueError naming the bad entry
         return self
 
     def make_ssl_context(self) -> ssl.SSLContext | None:
@@ -77,6 +109,12 @@ class ServeOptions:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
+
+    def stop_bound(self) -> float:
+        """Seconds the whole stop may take before the rest of it is skipped."""
+        if self.stop_timeout is not None:
+            return self.stop_timeout
+        return self.shutdown_timeout + STOP_TIMEOUT_MARGIN
 
     def hosts(self) -> list[str]:
         return [self.host] if isinstance(self.host, str) else list(self.host)
@@ -114,8 +152,60 @@ def _sites(
     return make
 
 
-async def serve(app: Any, opts: ServeOptions, *, handle_signals: bool = True) -> None:
-    """Run the whole lifecycle once in the running loop, until a stop signal."""
+class StopControl:
+    """Ask a running :func:`serve` to stop from outside its own signal handlers.
+
+    The gunicorn worker (``hookweb.worker``) uses it: its signals, a changed
+    parent or ``max_requests`` call :meth:`request`. ``phase`` is serve()'s
+    phase: idle, starting, serving, draining, stopping.
+    """
+
+    def __init__(self) -> None:
+        self.phase = "idle"
+        self._handler: Callable[[str, bool], None] | None = None
+
+    def request(self, why: str, *, drain: bool = True) -> None:
+        """What a stop signal named ``why`` does now (``drain``: honour drain_delay)."""
+        if self._handler is not None:
+            self._handler(why, drain)
+
+
+#: After the listening sockets close: how long connections accepted just before get
+#: to send their request, before aiohttp closes the connections that have none.
+ACCEPT_SETTLE = 0.1
+
+
+async def _stop_accepting(run: Run) -> None:
+    """Stop accepting first, so a connection accepted at the last moment is served.
+
+    aiohttp's cleanup closes every connection without a request in progress right
+    after closing the listening sockets; one accepted a moment before, whose
+    request bytes were not read yet, would be closed without a response.
+    """
+    runner = getattr(run, "runner", None)
+    if runner is None:
+        return
+    for site in list(runner.sites):
+        await site.stop()
+    await asyncio.sleep(ACCEPT_SETTLE)
+
+
+async def serve(
+    app: Any,
+    opts: ServeOptions,
+    *,
+    handle_signals: bool = True,
+    control: StopControl | None = None,
+    make_sites: Callable[[web.AppRunner], list[web.BaseSite]] | None = None,
+    runner_kwargs: dict[str, Any] | None = None,
+    tag: str = "Ctrl+C to quit",
+    on_serving: Callable[[], None] | None = None,
+) -> None:
+    """Run the whole lifecycle once in the running loop, until a stop signal.
+
+    With ``opts.drain_delay`` a first stop signal keeps serving that long with
+    the health route at 503 before the stop; another signal ends the drain.
+    """
     from .app import App
 
     if not isinstance(app, App):
@@ -135,11 +225,34 @@ async def serve(app: Any, opts: ServeOptions, *, handle_signals: bool = True) ->
     stop = asyncio.Event()
     run.on_crash = stop.set
     phase = "starting"
+    control = control if control is not None else StopControl()
+    control.phase = phase
+    end_drain = asyncio.Event()
+    drain_for = 0.0
     asked_to_stop = forced = False
+    timed_out = ""  # what the stop was doing when it exceeded its bound
 
-    def on_signal(signame: str) -> None:
-        nonlocal asked_to_stop, forced
-        if phase == "starting" and not asked_to_stop:
+    def on_stop_timeout() -> None:
+        nonlocal timed_out
+        if not forced and not timed_out:
+            timed_out = run.stop_step
+            main.cancel()
+
+    def on_signal(signame: str, drain: bool = True) -> None:
+        nonlocal asked_to_stop, forced, drain_for
+        if phase == "serving" and drain and opts.drain_delay > 0:
+            log.info(
+                "hookweb: %s: draining for %g s (health answers 503, requests are still"
+                " served), then stopping gracefully (press Ctrl+C again to end the drain)",
+                signame,
+                opts.drain_delay,
+            )
+            drain_for = opts.drain_delay
+            stop.set()
+        elif phase == "draining":
+            log.info("hookweb: %s during the drain: stopping gracefully now", signame)
+            end_drain.set()
+        elif phase == "starting" and not asked_to_stop:
             log.info("hookweb: %s during start: cancelling the start and unwinding", signame)
             asked_to_stop = True
             main.cancel()
@@ -163,12 +276,21 @@ async def serve(app: Any, opts: ServeOptions, *, handle_signals: bool = True) ->
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
                 pass
+    control._handler = on_signal
+    trusted = app._forwarded
+    if opts.forwarded_allow_ips is not None:
+        app._trust_forwarded(opts.forwarded_allow_ips)
     try:
         try:
             await run.start(
-                _sites(opts, ssl_context),
-                shutdown_timeout=opts.shutdown_timeout,
-                access_log=logging.getLogger("aiohttp.access") if opts.access_log else None,
+                make_sites or _sites(opts, ssl_context),
+                **{
+                    "shutdown_timeout": opts.shutdown_timeout,
+                    "access_log": (
+                        logging.getLogger("aiohttp.access") if opts.access_log else None
+                    ),
+                    **(runner_kwargs or {}),
+                },
             )
         except asyncio.CancelledError:
             if not asked_to_stop or forced:
@@ -179,20 +301,47 @@ async def serve(app: Any, opts: ServeOptions, *, handle_signals: bool = True) ->
             if error is not None:
                 raise error from None
             return
-        phase = "serving"
+        phase = control.phase = "serving"
         log.info(
-            "hookweb: serving %s on %s (Ctrl+C to quit)",
+            "hookweb: serving %s on %s (%s)",
             opts.target or app.name,
             ", ".join(app.urls),
+            tag,
         )
+        if on_serving is not None:
+            on_serving()
         await stop.wait()
-        phase = "stopping"
-        await run.stop()
+        app._drain()  # the health route answers 503 from here on
+        if drain_for > 0:
+            phase = control.phase = "draining"
+            try:
+                async with asyncio.timeout(drain_for):
+                    await end_drain.wait()
+            except TimeoutError:
+                pass
+        phase = control.phase = "stopping"
+        await _stop_accepting(run)
+        bound = opts.stop_bound()
+        timer = loop.call_later(bound, on_stop_timeout)
+        try:
+            await run.stop()
+        finally:
+            timer.cancel()
         log.info("hookweb: stopped")
     except asyncio.CancelledError:
-        if not forced:
+        if not forced and not timed_out:
             raise
         main.uncancel()
+        if timed_out and not forced:
+            skipped = ", ".join(run.skipped_steps()) or "nothing"
+            line = (
+                f"hookweb: the stop took longer than stop_timeout ({bound:g} s): cancelled"
+                f" {timed_out}; skipped the remaining stop steps: {skipped}"
+            )
+            late = TimeoutError(line.removeprefix("hookweb: "))
+            mark(late, line, brief=True)
+            late._hookweb_exit = 1  # type: ignore[attr-defined]
+            raise late from None
         err = RuntimeError(
             "stopped at once by a second signal; the remaining stop steps were skipped"
         )
@@ -204,6 +353,9 @@ async def serve(app: Any, opts: ServeOptions, *, handle_signals: bool = True) ->
         err._hookweb_exit = 1  # type: ignore[attr-defined]
         raise err from None
     finally:
+        control.phase = "idle"
+        control._handler = None
+        app._trust_forwarded(trusted)
         for sig in installed:
             loop.remove_signal_handler(sig)
     if run.crashed is not None:  # pragma: no cover - stop() raised CleanupError already

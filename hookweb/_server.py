@@ -6,6 +6,12 @@ it). hookweb's request handler catches :class:`ResponsePrepareError` there and
 sends aiohttp's own 500 instead. There is no per-request middleware: the cost is
 one ``try`` around a call aiohttp makes anyway, and only when the app has a
 response_prepare hook; without one, aiohttp's own handler serves unchanged.
+
+Two more changes, which cost nothing per request: the stop waits
+``shutdown_timeout`` once for an in-flight handler, then cancels it for real
+(aiohttp waits a second ``shutdown_timeout`` after a "cancel" that only fails
+the request body); and the 400 aiohttp sends for a request it cannot parse goes
+through the response_prepare hooks too (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler as _AiohttpRequestHandler
+from aiohttp.web_urldispatcher import MatchInfoError
 
 from .errors import ResponsePrepareError
 
@@ -32,7 +39,67 @@ def _can_fail(app: web.Application) -> bool:
     return any(_can_fail(sub) for sub in getattr(app, "_subapps", ()))
 
 
-class RequestHandler(_AiohttpRequestHandler):
+#: Seconds a handler still running at ``shutdown_timeout`` gets to unwind after
+#: it was cancelled (its ``finally`` blocks), before the connection is closed.
+CANCEL_GRACE = 1.0
+
+
+class GracefulRequestHandler(_AiohttpRequestHandler):
+    """aiohttp's handler with a stop that waits ``shutdown_timeout`` once."""
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:
+        # aiohttp's own shutdown waits `timeout` for the handler, then "cancels"
+        # the request (which only fails its body stream: a handler awaiting
+        # anything else never notices) and waits `timeout` again. Here the
+        # handler is cancelled for real after the first wait, then gets
+        # CANCEL_GRACE seconds to unwind.
+        self._force_close = True
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+        if self._request_in_progress:
+            waiter = self._handler_waiter = self._loop.create_future()
+            await asyncio.wait((waiter,), timeout=timeout)  # a cancel of *us* propagates
+            self._handler_waiter = None
+        task = self._task_handler
+        if task is not None and not task.done():
+            grace: float | None
+            if self._request_in_progress:
+                if self._current_request is not None:
+                    self._current_request._cancel(asyncio.CancelledError())
+                task.cancel()
+                grace = CANCEL_GRACE if timeout is None else min(timeout, CANCEL_GRACE)
+            else:
+                grace = timeout  # the response is out: let the connection task finish
+            await asyncio.wait((task,), timeout=grace)
+        if self._task_handler is not None:
+            self._task_handler.cancel()
+        self.force_close()
+
+    def _make_error_handler(self, err_info: Any) -> Callable[[web.BaseRequest], Any]:
+        # aiohttp answers a request it cannot parse (bad request line or
+        # headers) with a 400 from a request that matched no route, so no
+        # on_response_prepare receiver runs for it. Give it a match info for
+        # the root application, as aiohttp does for a 404, so they do.
+        handler = super()._make_error_handler(err_info)
+        app = getattr(self._request_handler, "__self__", None)
+
+        async def error_handler(request: web.BaseRequest) -> web.StreamResponse:
+            response: web.StreamResponse = await handler(request)
+            if (
+                isinstance(app, web.Application)
+                and isinstance(request, web.Request)
+                and request._match_info is None
+            ):
+                match_info = MatchInfoError(web.HTTPBadRequest())
+                match_info.add_app(app)
+                match_info.freeze()
+                request._match_info = match_info
+            return response
+
+        return error_handler
+
+
+class RequestHandler(GracefulRequestHandler):
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> tuple[web.StreamResponse, bool]:
@@ -46,22 +113,29 @@ class RequestHandler(_AiohttpRequestHandler):
 
 
 class Server(web.Server):
-    def __call__(self) -> RequestHandler:
-        return RequestHandler(self, loop=self._loop, **self._kwargs)
+    handler_class: type[GracefulRequestHandler] = RequestHandler
+
+    def __call__(self) -> GracefulRequestHandler:
+        return self.handler_class(self, loop=self._loop, **self._kwargs)
+
+
+class GracefulServer(Server):
+    """For an app no response_prepare hook can fail: no per-request wrapper."""
+
+    handler_class = GracefulRequestHandler
 
 
 class AppRunner(web.AppRunner):
-    """``web.AppRunner`` serving through :class:`Server` when a hook can fail."""
+    """``web.AppRunner`` serving through hookweb's :class:`Server` (or :class:`GracefulServer`)."""
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()  # runs on_startup: hookweb's start steps
-        if not _can_fail(self._app):
-            # No hook can raise ResponsePrepareError: the wrapper would be one
-            # more coroutine frame per request for nothing.
-            return base
-        kwargs: dict[str, Any] = dict(self._kwargs)
+        # No hook can raise ResponsePrepareError: the finish_response wrapper
+        # would be one more coroutine frame per request for nothing.
+        server = Server if _can_fail(self._app) else GracefulServer
+        kwargs: dict[str, Any] = dict(base._kwargs)  # debug, handler_args included
         kwargs.pop("handler_cancellation", None)
-        return Server(
+        return server(
             base.request_handler,
             request_factory=base.request_factory,
             handler_cancellation=base.handler_cancellation,

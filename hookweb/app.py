@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiohttp import web
 
+from . import proxy as _proxy
 from . import registry as _registry
 from ._lifecycle import Plan, Run, prepare_signal
 from .errors import CleanupError
@@ -19,6 +20,7 @@ from .registry import (
     RESPONSE_PREPARE,
     SHUTDOWN,
     DecoratorsMixin,
+    Hook,
     Registry,
     caller_location,
     check_timeout,
@@ -94,6 +96,8 @@ class App(DecoratorsMixin):
         *,
         hook_timeout: float | None = None,
         name: str | None = None,
+        health_path: str | None = None,
+        forwarded_allow_ips: str | Sequence[str] | None = None,
         **aiohttp_kwargs: Any,
     ) -> None:
         if registry is not None and not isinstance(registry, Registry):
@@ -106,6 +110,17 @@ class App(DecoratorsMixin):
         self._web_app = web.Application(**aiohttp_kwargs)
         self.hook_timeout = check_timeout("App(hook_timeout=...)", hook_timeout)
         self.name = name or _origin()
+        if health_path is not None and (
+            not isinstance(health_path, str) or not health_path.startswith("/")
+        ):
+            raise ValueError(
+                f"hookweb: App(health_path={health_path!r}) must be a path starting with '/',"
+                " for example '/healthz'"
+            )
+        #: The opt-in health route (docs/deploy.md): 200 while serving, else 503.
+        self.health_path = health_path
+        self._health = "starting"  # "serving" after post_start, "stopping" from the stop on
+        self._forwarded = _proxy.parse_allowed(forwarded_allow_ips)
         self._plan: Plan | None = None
         self._built_at: str | None = None
         self._run: Run | None = None
@@ -125,6 +140,10 @@ class App(DecoratorsMixin):
         app = cls(Registry(f"wrapped {name}"), name=name)
         app._web_app = web_app
         return app
+
+    def __call__(self) -> App:
+        """The App itself: gunicorn checks that an app object is callable (as aiohttp's)."""
+        return self
 
     def __repr__(self) -> str:
         state = "running" if self._run else ("built" if self._built_at else "not built")
@@ -181,14 +200,20 @@ class App(DecoratorsMixin):
         where = f"App {self.name!r} built at {caller_location()}"
         for reg, _ in self._registries():
             reg.freeze(where)
-        plan = Plan(self._hooks())
+        internal = [_HEALTH_READY] if self.health_path is not None else []
+        plan = Plan([*self._hooks(), *internal])
         web_app = self._web_app
+        if self.health_path is not None:
+            web_app.router.add_get(self.health_path, self._health_route, allow_head=True)
         for reg, prefix in self._registries():
             for route in reg.routes:
                 try:
-                    web_app.router.add_route(
-                        route.method, prefix + route.path, route.handler, **route.kwargs
-                    )
+                    if route.method == "GET":  # answers HEAD too, as aiohttp's add_get
+                        web_app.router.add_get(prefix + route.path, route.handler, **route.kwargs)
+                    else:
+                        web_app.router.add_route(
+                            route.method, prefix + route.path, route.handler, **route.kwargs
+                        )
                 except (RuntimeError, ValueError, TypeError) as exc:
                     exc.add_note(
                         f"hookweb: while adding route {route.method} {prefix + route.path}"
@@ -203,6 +228,7 @@ class App(DecoratorsMixin):
         web_app.on_cleanup.insert(0, self._on_cleanup)
         web_app.on_cleanup.append(self._on_cleanup_done)
         web_app.on_response_prepare.append(prepare_signal(self, plan.response_prepare))
+        _proxy.install(web_app, self._forwarded)
         self._plan = plan
         self._built_at = where
         return plan
@@ -223,6 +249,7 @@ class App(DecoratorsMixin):
             raise
 
     async def _on_shutdown(self, web_app: web.Application) -> None:
+        self._health = "stopping"
         if self._run is not None:
             await self._run.shutdown_steps()
 
@@ -249,12 +276,14 @@ class App(DecoratorsMixin):
                 " the server first, or make a second App on the same registry: App(registry)"
             )
         self._run = run
+        self._health = "starting"
         self._saved_state = dict(self._state())
 
     def _end_run(self, run: Run) -> None:
         if self._run is not run:
             return
         self._run = None
+        self._health = "starting"
         self.addresses = []
         state = self._state()
         state.clear()
@@ -264,6 +293,28 @@ class App(DecoratorsMixin):
         # several tests, or app.run() twice).
         if hasattr(self._web_app, "_loop"):
             self._web_app._loop = None
+
+    # -- health and proxies (docs/deploy.md) ---------------------------------------------
+
+    async def _health_route(self, request: web.Request) -> web.Response:
+        serving = self._health == "serving" and self._run is not None
+        return web.Response(
+            status=200 if serving else 503,
+            text="ok" if serving else self._health,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def _drain(self) -> None:
+        """The stop began (or a drain): the health route answers 503 from now on."""
+        self._health = "stopping"
+
+    def _trust_forwarded(
+        self, forwarded_allow_ips: str | Sequence[str] | _proxy.AllowedPeers | None
+    ) -> None:
+        """Override ``App(forwarded_allow_ips=...)`` (the CLI's --forwarded-allow-ips)."""
+        self._forwarded = _proxy.parse_allowed(forwarded_allow_ips)
+        if self._plan is not None:
+            _proxy.install(self._web_app, self._forwarded)
 
     @property
     def running(self) -> bool:
@@ -329,6 +380,15 @@ class App(DecoratorsMixin):
 
     def __contains__(self, key: object) -> bool:
         return key in self._state()
+
+
+def _health_ready(app: App) -> None:
+    """The last post_start step of an App with a health route: it answers 200 from now."""
+    if app._health == "starting":
+        app._health = "serving"
+
+
+_HEALTH_READY = Hook(POST_START, _health_ready, sys.maxsize, None, sys.maxsize, False)
 
 
 def _raise_cleanup(error: CleanupError | None) -> None:

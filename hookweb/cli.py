@@ -30,7 +30,7 @@ from aiohttp import web
 
 from . import __version__
 from ._serve import LOG_LEVELS, LOOPS, ServeOptions, exit_code, loop_factory, serve, setup_logging
-from .app import App
+from .app import App, _health_ready
 from .errors import CleanupError, format_error, mark, one_line
 from .loader import EXAMPLE, Loaded, TargetError, TargetImportError, load
 from .registry import describe
@@ -141,10 +141,32 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
         shown_default="no timeout",
     ),
+    Option(
+        "stop_timeout",
+        "bound on the whole stop (hooks, background tasks, in-flight requests); past it the"
+        " step running is cancelled, the rest skipped and named, exit 1",
+        type=float,
+        metavar="SECONDS",
+        shown_default="shutdown timeout + 30",
+    ),
     Option("access_log", "log every request (aiohttp's access log)", kind="toggle"),
     Option("log_level", "log level", choices=LOG_LEVELS),
     Option("loop", "event loop; auto: uvloop when installed", choices=LOOPS),
     Option("backlog", "listen backlog", type=int, metavar="N"),
+    Option(
+        "drain_delay",
+        "after SIGTERM/SIGINT keep serving this long with the health route at 503, then stop"
+        " (rolling restarts behind a load balancer)",
+        type=float,
+        metavar="SECONDS",
+    ),
+    Option(
+        "forwarded_allow_ips",
+        "proxies (IPs, CIDRs, '*', 'unix'; comma-separated) whose Forwarded/X-Forwarded-*"
+        " headers set request.remote, .scheme and .host",
+        metavar="IPS",
+        shown_default="none trusted",
+    ),
     Option(
         "factory",
         "TARGET is a callable (sync or async, no arguments) that returns the App",
@@ -175,7 +197,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "workers",
-        "worker processes (not supported yet)",
+        "run N worker processes under gunicorn's arbiter, each with the whole lifecycle"
+        " (needs: pip install 'hookweb[gunicorn]')",
         type=_positive_int,
         serve=False,
         metavar="N",
@@ -287,7 +310,7 @@ def format_plan(app: App, target: str, hook_timeout: float | None) -> str:
     web_app = app.web_app
     default = hook_timeout if hook_timeout is not None else app.hook_timeout
     lines = [f"hookweb: lifecycle plan of {target}, in run order:"]
-    steps = plan.run_order()
+    steps = [(step, hook) for step, hook in plan.run_order() if hook.fn is not _health_ready]
     if not steps:
         lines.append("  (no lifecycle hooks)")
     width = max((len(describe(h.fn)) for _, h in steps), default=0)
@@ -309,7 +332,7 @@ def format_plan(app: App, target: str, hook_timeout: float | None) -> str:
             else:
                 line += " timeout=none"
         lines.append(line)
-    routes = []
+    methods: dict[tuple[str, str], list[str]] = {}  # (path, handler) -> methods, in order
     for route in web_app.router.routes():
         resource = route.resource
         info = resource.canonical if resource is not None else "?"
@@ -317,7 +340,12 @@ def format_plan(app: App, target: str, hook_timeout: float | None) -> str:
             handler = f"static files in {resource.get_info().get('directory')}"
         else:
             handler = describe(route.handler)
-        routes.append((route.method, info, handler))
+        methods.setdefault((info, handler), []).append(route.method)
+    # aiohttp's add_get also adds HEAD: one line "GET,HEAD" per route
+    routes = [
+        (",".join(sorted(ms, key=lambda m: (m != "GET", m))), info, handler)
+        for (info, handler), ms in methods.items()
+    ]
     lines.append("routes:")
     if not routes:
         lines.append("  (none)")
@@ -332,11 +360,29 @@ def format_plan(app: App, target: str, hook_timeout: float | None) -> str:
     if prepare:
         lines.append("response_prepare hooks:")
         lines.extend(f"  {name}" for name in prepare)
+    if app.health_path is not None:
+        lines.append(
+            f"health: GET {app.health_path}: 503 until the post_start hooks finished, 200 while"
+            " serving, 503 from the stop signal on (the drain included)"
+        )
     signals = _aiohttp_signals(app)
     if signals:
         lines.append("aiohttp signal receivers (run by aiohttp, around hookweb's steps):")
         lines.extend(f"  {name:<20} {fn}" for name, fn in signals)
     return "\n".join(lines)
+
+
+def _processes(workers: int | None) -> str:
+    """Which process runs the steps above (``--check``, with or without --workers)."""
+    if workers is None:
+        return ""
+    return (
+        "\nprocesses:"
+        f"\n  gunicorn arbiter (1 process): binds the sockets, starts and replaces {workers}"
+        " worker(s); runs none of the steps above"
+        f"\n  each of the {workers} workers: every step above, once per worker process"
+        " (a replaced worker runs its stop steps; its successor its start steps)"
+    )
 
 
 def _aiohttp_signals(app: App) -> list[tuple[str, str]]:
@@ -420,7 +466,7 @@ def _serve_options(values: dict[str, Any], target: str) -> ServeOptions:
     return opts
 
 
-def _run(loaded: Loaded, opts: ServeOptions, check: bool) -> int:
+def _run(loaded: Loaded, opts: ServeOptions, check: bool, workers: int | None = None) -> int:
     try:
         factory = loop_factory(opts.loop)
     except RuntimeError as exc:
@@ -434,7 +480,7 @@ def _run(loaded: Loaded, opts: ServeOptions, check: bool) -> int:
             except Exception as exc:  # building the App failed: the app's own code
                 _report(exc)
                 return EXIT_APP_FAILED
-            print(plan, flush=True)
+            print(plan + _processes(workers), flush=True)
             return EXIT_OK
         with _sigterm_interrupts():
             try:
@@ -461,11 +507,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         target: str | None = getattr(namespace, "target", None)
         values = resolve_options(namespace, os.environ)
-        if values["workers"] is not None:
+        workers: int | None = values["workers"]
+        if workers is not None and values["reload"]:
             raise UsageError(
-                "hookweb: --workers is not supported yet; run one process per port, or"
-                " put several behind a process manager"
+                "hookweb: --workers and --reload cannot be combined; use --reload while"
+                " developing and --workers in production"
             )
+        if workers is not None and not values["check"]:
+            try:
+                import gunicorn  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+            except ImportError:
+                raise UsageError(
+                    "hookweb: --workers needs gunicorn: pip install 'hookweb[gunicorn]'"
+                ) from None
         if target is None:
             print(parser.format_usage().rstrip(), file=sys.stderr)
             raise UsageError(
@@ -482,7 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts = dataclasses.replace(opts, target=loaded.spec.name)
         if not values["check"]:
             setup_logging(opts.log_level)
-        return _run(loaded, opts, values["check"])
+        if workers is not None and not values["check"]:
+            from .worker import run_workers
+
+            return run_workers(loaded, opts, workers)
+        return _run(loaded, opts, values["check"], workers)
     except UsageError as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return EXIT_USAGE

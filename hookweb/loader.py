@@ -194,10 +194,11 @@ def _import(spec: TargetSpec, app_dir: str | None) -> ModuleType:
         # The builtin __import__ (not importlib.import_module) so that CPython
         # trims importlib's own frames from the user's traceback.
         __import__(spec.module)
-    except ModuleNotFoundError as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() at import is the module's failure
         parts = spec.module.split(".")
         ours = {".".join(parts[: i + 1]) for i in range(len(parts))}
-        if exc.name in ours:  # the target's own module (or a parent package) is missing
+        if isinstance(exc, ModuleNotFoundError) and exc.name in ours:
+            # the target's own module (or a parent package) is missing: usage
             missing = exc.name
             detail = "" if missing == spec.module else f" (no module named {missing!r})"
             raise TargetUsageError(
@@ -205,13 +206,6 @@ def _import(spec: TargetSpec, app_dir: str | None) -> ModuleType:
                 f"{detail}: it is not in {where} nor on the Python path",
                 spec.text,
             ) from None
-        raise TargetImportError(
-            f"hookweb: importing module {spec.module!r} for target {spec.text!r} failed:"
-            f" {describe_exception(exc)}",
-            spec.text,
-            exc,
-        ) from exc
-    except Exception as exc:
         raise TargetImportError(
             f"hookweb: importing module {spec.module!r} for target {spec.text!r} failed:"
             f" {describe_exception(exc)}",

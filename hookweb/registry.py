@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ _EXPECTED: Final[dict[str, str]] = {
 }
 _ARITY: Final[dict[str, int]] = {RESPONSE_PREPARE: 2, MIDDLEWARE: 2}
 
+_METHOD: Final = re.compile(r"[0-9A-Za-z!#$%&'*+.^_`|~-]+")  # an HTTP token, as aiohttp
 _counter = itertools.count()  # registration index, process-wide and monotonic
 
 
@@ -105,7 +107,7 @@ def _is_gen(fn: Callable[..., Any]) -> bool:
     return call is not None and inspect.isgeneratorfunction(call)
 
 
-def check_callable(kind: str, fn: object) -> bool:
+def check_callable(kind: str, fn: object, decorator: str | None = None) -> bool:
     """Check ``fn`` for ``kind`` at decoration time; return whether it is async.
 
     Raises :class:`TypeError` naming the function, the kind and the expected
@@ -113,9 +115,10 @@ def check_callable(kind: str, fn: object) -> bool:
     """
     label = "route handler" if kind == "route" else f"{kind} hook"
     expected = _EXPECTED[kind]
+    at = decorator or f"@{kind}"
     if not callable(fn):
         raise TypeError(
-            f"hookweb: @{kind} got {fn!r}, which is not callable; a {label} must be {expected}"
+            f"hookweb: {at} got {fn!r}, which is not callable; a {label} must be {expected}"
         )
     name = f"{describe(fn)}{_signature(fn)}"
     if kind == LIFESPAN:
@@ -130,12 +133,12 @@ def check_callable(kind: str, fn: object) -> bool:
     elif _is_async_gen(fn) or _is_gen(fn):
         hint = "; for paired start and cleanup code use @lifespan" if kind in STEP_KINDS else ""
         raise TypeError(
-            f"hookweb: @{kind} got {name}, which is a generator function; a {label} must be"
+            f"hookweb: {at} got {name}, which is a generator function; a {label} must be"
             f" {expected}{hint}"
         )
     elif kind in (BACKGROUND, MIDDLEWARE, "route") and not _is_async_callable(fn):
         raise TypeError(
-            f"hookweb: @{kind} got {name}, which is not a coroutine function;"
+            f"hookweb: {at} got {name}, which is not a coroutine function;"
             f" a {label} must be {expected}"
         )
     arity = _ARITY.get(kind, 1)
@@ -149,7 +152,7 @@ def check_callable(kind: str, fn: object) -> bool:
         except TypeError:
             noun = "one positional argument" if arity == 1 else f"{arity} positional arguments"
             raise TypeError(
-                f"hookweb: @{kind} got {name}, which cannot be called with {noun};"
+                f"hookweb: {at} got {name}, which cannot be called with {noun};"
                 f" a {label} must be {expected}"
             ) from None
     return kind == LIFESPAN or _is_async_callable(fn)
@@ -161,15 +164,16 @@ def check_order(kind: str, order: object) -> int:
     return order
 
 
-def check_timeout(kind: str, timeout: object) -> float | None:
+def check_timeout(what: str, timeout: object) -> float | None:
+    """Check a timeout option; ``what`` names it as the user wrote it."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"hookweb: @{kind}(timeout=...) takes seconds as a number, got {timeout!r}")
-    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        raise TypeError(f"hookweb: {what} takes seconds as a number, got {timeout!r}")
+    if not timeout > 0 or timeout == float("inf"):
         raise ValueError(
-            f"hookweb: @{kind}(timeout={timeout!r}) must be a positive number of seconds,"
-            " or None for no timeout"
+            f"hookweb: {what} must be a positive number of seconds, or None for no timeout;"
+            f" got {timeout!r}"
         )
     return float(timeout)
 
@@ -239,7 +243,7 @@ class _Decorator:
             return fn
         check_order(self._kind, order)
         if with_timeout:
-            check_timeout(self._kind, timeout)
+            check_timeout(f"@{self._kind}(timeout=...)", timeout)
 
         def decorate(func: Any) -> Any:
             self._get_registry().add_hook(self._kind, func, order=order, timeout=timeout)
@@ -452,7 +456,7 @@ class Registry(DecoratorsMixin):
         """Register ``fn`` as a ``kind`` hook (what every hook decorator calls)."""
         is_async = check_callable(kind, fn)
         order = check_order(kind, order)
-        timeout = check_timeout(kind, timeout)
+        timeout = check_timeout(f"@{kind}(timeout=...)", timeout)
         if kind in (RESPONSE_PREPARE, MIDDLEWARE) and timeout is not None:
             raise TypeError(f"hookweb: @{kind} takes no timeout")
         self._check_open(f"{kind} hook {describe(fn)}")
@@ -465,8 +469,11 @@ class Registry(DecoratorsMixin):
     def add_route_decorator(
         self, method: str, path: str, kwargs: dict[str, Any]
     ) -> Callable[[_Handler], _Handler]:
-        if not isinstance(method, str) or not method:
-            raise TypeError(f"hookweb: route method must be a string like 'GET', got {method!r}")
+        if not isinstance(method, str) or not _METHOD.fullmatch(method):
+            raise ValueError(
+                f"hookweb: route method must be an HTTP method like 'GET', or '*' for any,"
+                f" got {method!r}"
+            )
         if callable(path):
             raise TypeError(
                 f"hookweb: a route decorator needs a path: write @get('/items'), not bare @get"
@@ -479,7 +486,7 @@ class Registry(DecoratorsMixin):
             )
 
         def decorate(handler: _Handler) -> _Handler:
-            check_callable("route", handler)
+            check_callable("route", handler, decorator=f"@{method.lower()}")
             self._check_open(f"route {method.upper()} {path} -> {describe(handler)}")
             self._routes.append(Route(method.upper(), path, handler, dict(kwargs), next(_counter)))
             return handler
@@ -491,7 +498,8 @@ class Registry(DecoratorsMixin):
             raise ValueError(f"hookweb: static prefix must start with '/', got {prefix!r}")
         directory = os.fspath(path)
         if not os.path.isdir(directory):
-            raise ValueError(f"hookweb: static directory {directory!r} does not exist")
+            what = "is not a directory" if os.path.exists(directory) else "does not exist"
+            raise ValueError(f"hookweb: static directory {directory!r} {what}")
         self._check_open(f"static route {prefix} -> {directory}")
         self._statics.append(Static(prefix, directory, dict(kwargs), next(_counter)))
 

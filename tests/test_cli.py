@@ -247,7 +247,7 @@ def test_shutdown_timeout_cuts_only_the_slow_request_br16(
         cut_after = time.monotonic() - signalled
     assert proc.wait() == 0
     stopped_after = time.monotonic() - signalled
-    # Not at once, not after 30 s. Today about twice the timeout: see the xfail below.
+    # Not at once, not after 30 s: once the timeout (test_shutdown_timeout_is_waited_once).
     assert 1.5 < cut_after < 5, cut_after
     assert stopped_after < 6
     events = read_markers(markers)
@@ -257,11 +257,6 @@ def test_shutdown_timeout_cuts_only_the_slow_request_br16(
     assert not any(" GET " in line for line in proc.lines)  # --no-access-log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: aiohttp's RequestHandler.shutdown waits shutdown_timeout for the handler,"
-    " then again after cancelling the request, so a handler that ignores the cancel runs 2x",
-)
 def test_shutdown_timeout_is_waited_once(run_cli: Callable[..., Proc]) -> None:
     proc = run_cli("cli_basic", "--port", "0", "--shutdown-timeout", "1")
     _, port = proc.serving()
@@ -657,9 +652,9 @@ USAGE_CASES = [
         "hookweb: target 'cli_basic:app' is already a hookweb.App, not a factory; drop --factory",
     ),
     (
-        ["cli_basic:app", "--workers", "3"],
-        "hookweb: --workers is not supported yet; run one process per port, or put several"
-        " behind a process manager",
+        ["cli_basic:app", "--workers", "3", "--reload"],
+        "hookweb: --workers and --reload cannot be combined; use --reload while developing"
+        " and --workers in production",
     ),
     (
         ["cli_basic:app", "--port", "x"],
@@ -706,12 +701,13 @@ def test_usage_error_from_environment_names_the_variable(
     assert cli.main(["cli_basic:app", "--check", "--port", "1"]) == 0  # the flag wins
 
 
-def test_workers_from_environment_is_rejected_too_br08(
+def test_workers_from_environment_with_reload_is_rejected_too_br08(
     in_process: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOKWEB_WORKERS", "3")
+    monkeypatch.setenv("HOOKWEB_RELOAD", "1")
     assert cli.main(["cli_basic:app"]) == 2
-    assert capsys.readouterr().err.startswith("hookweb: --workers is not supported yet")
+    assert capsys.readouterr().err.startswith("hookweb: --workers and --reload cannot be")
 
 
 @pytest.mark.parametrize(
@@ -783,10 +779,10 @@ def test_check_prints_the_plan_and_binds_nothing(
         "   3. shutdown      cli_basic:say_bye   order=-1 timeout=none\n"
         "   4. cleanup       cli_basic:close_db  order=0 timeout=none\n"
         "routes:\n"
-        "  GET /        -> cli_basic:index\n"
-        "  GET /slow    -> cli_basic:slow\n"
-        "  GET /work    -> cli_basic:work\n"
-        "  GET /forever -> cli_basic:forever\n"
+        "  GET,HEAD /        -> cli_basic:index\n"
+        "  GET,HEAD /slow    -> cli_basic:slow\n"
+        "  GET,HEAD /work    -> cli_basic:work\n"
+        "  GET,HEAD /forever -> cli_basic:forever\n"
         "middleware (outermost first):\n"
         "  cli_basic:tag\n"
     )
@@ -825,8 +821,7 @@ def test_check_of_plain_aiohttp_application_lists_its_signals(
         "hookweb: lifecycle plan of cli_basic:web_app, in run order:\n"
         "  (no lifecycle hooks)\n"
         "routes:\n"
-        "  HEAD / -> cli_basic:plain\n"
-        "  GET  / -> cli_basic:plain\n"
+        "  GET,HEAD / -> cli_basic:plain\n"
         "middleware (outermost first):\n"
         "  (none)\n"
         "aiohttp signal receivers (run by aiohttp, around hookweb's steps):\n"

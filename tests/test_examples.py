@@ -120,6 +120,9 @@ async def test_seed_hooks_run_in_the_documented_order(tmp_path: Path, sig: signa
             async with session.get("/missing") as resp:
                 assert resp.status == 404
                 assert resp.headers["X-Powered-By"] == "hookweb"
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+                assert resp.headers["X-Frame-Options"] == "DENY"
+                assert "Strict-Transport-Security" not in resp.headers
         stopped = await server.stop(sig)
 
     assert_clean_stop(stopped, sig)

@@ -309,3 +309,13 @@ async def test_factory_errors(module: Callable[[str], str]) -> None:
         f"hookweb: factory '{name}:broken' raised LookupError: no config"
     )
     assert isinstance(failed.value.cause, LookupError)
+
+
+def test_sys_exit_while_importing_is_the_modules_failure(module: Callable[[str], str]) -> None:
+    name = module("import sys\nsys.exit(7)\n")
+    with pytest.raises(TargetImportError) as info:
+        load(name)
+    assert info.value.line == (
+        f"hookweb: importing module {name!r} for target {name!r} failed: SystemExit: 7"
+    )
+    assert info.value.exit_code == 3

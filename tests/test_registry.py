@@ -142,7 +142,7 @@ def test_generators_and_sync_functions_where_not_allowed() -> None:
         reg.background(plain)
     with pytest.raises(
         TypeError,
-        match=r"@route got .*sync_handler\(request\), which is not a"
+        match=r"@get got .*sync_handler\(request\), which is not a"
         r" coroutine function; a route handler must be 'async def"
         r" handler\(request\)'",
     ):
@@ -154,8 +154,22 @@ def test_bad_options_are_refused() -> None:
     reg = Registry()
     with pytest.raises(TypeError, match=r"@pre_start\(order=\.\.\.\) takes an int, got 1\.5"):
         reg.pre_start(order=1.5)  # type: ignore[call-overload]
-    with pytest.raises(ValueError, match=r"@cleanup\(timeout=0\) must be a positive number"):
+    with pytest.raises(ValueError) as info:
         reg.cleanup(timeout=0)
+    assert str(info.value) == (
+        "hookweb: @cleanup(timeout=...) must be a positive number of seconds, or None for no"
+        " timeout; got 0"
+    )
+    with pytest.raises(ValueError, match=r"got nan"):
+        reg.pre_start(timeout=float("nan"))
+    with pytest.raises(ValueError, match=r"^hookweb: App\(hook_timeout=\.\.\.\) must be"):
+        App(Registry(), hook_timeout=-1)
+    with pytest.raises(ValueError) as method_info:
+        reg.route("NOT VALID", "/b")
+    assert str(method_info.value) == (
+        "hookweb: route method must be an HTTP method like 'GET', or '*' for any,"
+        " got 'NOT VALID'"
+    )
     with pytest.raises(TypeError, match=r"takes seconds as a number, got '5'"):
         reg.post_start(timeout="5")  # type: ignore[call-overload]
     with pytest.raises(TypeError, match=r"write @get\('/items'\), not bare @get"):
@@ -333,3 +347,16 @@ def test_app_rejects_a_non_registry() -> None:
         r" Application",
     ):
         App(web.Application())  # type: ignore[arg-type]
+
+
+async def test_get_routes_answer_head_like_aiohttps_add_get(tmp_path: Any) -> None:
+    reg = Registry()
+    reg.get("/ok")(ok)
+    reg.get("/plain", allow_head=False)(ok)
+    async with App(reg).test_client() as client:
+        assert (await client.head("/ok")).status == 200
+        assert (await client.head("/plain")).status == 405
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    with pytest.raises(ValueError, match=r"static directory '.*file\.txt' is not a directory"):
+        Registry().static("/s", file)

@@ -1,0 +1,1 @@
+"""hookweb's benchmark harness: ``python -m bench --help`` (see docs/performance.md)."""

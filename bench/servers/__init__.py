@@ -1,0 +1,1 @@
+"""Benchmark servers: small scripts the harness starts, one per process."""

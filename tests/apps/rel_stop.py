@@ -1,0 +1,93 @@
+"""Fixture apps for tests/test_reliability.py: background tasks and hanging stop hooks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cli_markers import record
+
+from hookweb import App, Registry
+
+# A background task that crashes while serving: graceful stop, exit 1.
+crash = Registry()
+
+
+@crash.background
+async def poll_feed(app: App) -> None:
+    record("poll_feed started")
+    await asyncio.sleep(0.3)
+    raise RuntimeError("feed lost")
+
+
+@crash.shutdown
+def crash_shutdown(app: App) -> None:
+    record("shutdown")
+
+
+@crash.cleanup
+def crash_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+crash_app = App(crash, name="crash_app")
+
+# A background task that ignores its cancellation: bounded by its timeout=.
+stubborn = Registry()
+
+
+@stubborn.background(timeout=0.5)
+async def keeps_going(app: App) -> None:
+    record("keeps_going started")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        record("keeps_going ignored the cancel")
+        await asyncio.sleep(3600)  # the loop's final cancel at exit ends this
+
+
+@stubborn.cleanup
+def stubborn_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+stubborn_app = App(stubborn, name="stubborn_app")
+
+# Timeouts: one of its own, one from App(hook_timeout=...), no other step skipped.
+timeouts = Registry()
+
+
+@timeouts.shutdown(timeout=0.2)
+async def deregister(app: App) -> None:
+    record("deregister started")
+    await asyncio.Event().wait()
+
+
+@timeouts.cleanup
+async def close_pool(app: App) -> None:
+    record("close_pool")
+
+
+@timeouts.cleanup
+async def flush_cache(app: App) -> None:
+    record("flush_cache started")
+    await asyncio.Event().wait()
+
+
+timeouts_app = App(timeouts, name="timeouts_app", hook_timeout=0.4)
+
+# A shutdown hook without any timeout that hangs: only the stop bound ends it.
+hang = Registry()
+
+
+@hang.shutdown
+async def wait_for_peer(app: App) -> None:
+    record("wait_for_peer started")
+    await asyncio.Event().wait()
+
+
+@hang.cleanup
+async def close_files(app: App) -> None:
+    record("close_files")
+
+
+hang_app = App(hang, name="hang_app")

@@ -21,6 +21,7 @@ from ._server import AppRunner
 from .errors import (
     CleanupError,
     HookCancelled,
+    HookInterrupted,
     ResponsePrepareError,
     describe_exception,
     format_error,
@@ -103,8 +104,26 @@ def _stop_label(hook: Hook) -> str:
     return f"lifespan exit {hook.name}" if hook.kind == LIFESPAN else hook.label()
 
 
-def _failure_line(hook: Hook, exc: BaseException) -> str:
-    return f"hookweb: {hook.label()} failed: {describe_exception(exc)}"
+def _failure_line(hook: Hook, exc: BaseException, label: str | None = None) -> str:
+    return f"hookweb: {label or hook.label()} failed: {describe_exception(exc)}"
+
+
+def _interrupted(label: str, exc: BaseException) -> HookInterrupted:
+    """A hook's own CancelledError, SystemExit or KeyboardInterrupt, as its failure."""
+    if isinstance(exc, asyncio.CancelledError):
+        err: HookInterrupted = HookCancelled(f"{label} was cancelled")
+        line = f"hookweb: {label} ended with CancelledError"
+    else:
+        err = HookInterrupted(f"{label} raised {describe_exception(exc)}")
+        line = f"hookweb: {label} failed: {describe_exception(exc)}"
+    err.__cause__ = exc
+    mark(err, line, brief=False)
+    return err
+
+
+def _cancelled_by_others(task: asyncio.Task[Any] | None, baseline: int) -> bool:
+    """Whether a CancelledError is a real cancellation of ``task`` (not a hook's own)."""
+    return task is None or task.cancelling() > baseline
 
 
 class Run:
@@ -168,16 +187,16 @@ class Run:
     async def _enter(self, hook: Hook) -> None:
         gen = hook.fn(self.app)
         if not inspect.isasyncgen(gen):
-            raise TypeError(
-                f"hookweb: lifespan hook {hook.name} returned {type(gen).__name__},"
-                " not an async generator; it must be 'async def hook(app): ... yield ...'"
+            text = (
+                f"lifespan hook {hook.name} returned {type(gen).__name__}, not an async"
+                " generator; it must be 'async def hook(app): ... yield ...'"
             )
+            raise mark(TypeError(text), f"hookweb: {text}", brief=True)
         try:
             await self._bounded(hook, anext(gen), " (before yield)")
         except StopAsyncIteration:
-            raise RuntimeError(
-                f"hookweb: lifespan hook {hook.name} returned without yielding; it must yield once"
-            ) from None
+            text = f"lifespan hook {hook.name} returned without yielding; it must yield once"
+            raise mark(RuntimeError(text), f"hookweb: {text}", brief=True) from None
         self._entered[hook.index] = cast(AsyncGenerator[Any, None], gen)
 
     async def _exit(self, hook: Hook, gen: AsyncGenerator[Any, None]) -> None:
@@ -186,9 +205,8 @@ class Run:
         except StopAsyncIteration:
             return
         await gen.aclose()
-        raise RuntimeError(
-            f"hookweb: lifespan hook {hook.name} yielded more than once; it must yield exactly once"
-        )
+        text = f"lifespan hook {hook.name} yielded more than once; it must yield exactly once"
+        raise mark(RuntimeError(text), f"hookweb: {text}", brief=True)
 
     # -- start side ----------------------------------------------------------
 
@@ -201,15 +219,21 @@ class Run:
 
     async def _start_side(self, hooks: Sequence[Hook]) -> None:
         """Run start-side hooks in order; the first failure stops them, with a note."""
+        task = asyncio.current_task()
+        baseline = task.cancelling() if task is not None else 0
         for hook in hooks:
             try:
                 if hook.kind == LIFESPAN:
                     await self._enter(hook)
                 else:
                     await self._call(hook)
-            except asyncio.CancelledError:
-                log.info("hookweb: stop requested while %s was running", hook.label())
-                raise
+            except asyncio.CancelledError as exc:
+                if _cancelled_by_others(task, baseline):
+                    log.info("hookweb: stop requested while %s was running", hook.label())
+                    raise
+                raise _interrupted(hook.label(), exc) from exc  # the hook's own
+            except (KeyboardInterrupt, SystemExit) as exc:
+                raise _interrupted(hook.label(), exc) from exc
             except BaseException as exc:
                 mark(exc, _failure_line(hook, exc), brief=False)
                 raise
@@ -227,21 +251,26 @@ class Run:
             self._tasks.append(task)
 
     async def _supervise(self, hook: Hook) -> None:
+        task = asyncio.current_task()
         try:
             await hook.fn(self.app)
-        except asyncio.CancelledError:
-            raise
+        except asyncio.CancelledError as exc:
+            if _cancelled_by_others(task, 0):
+                raise  # the stop cancelled it
+            crash: Exception = _interrupted(f"background task {hook.name}", exc)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            crash = _interrupted(f"background task {hook.name}", exc)
         except Exception as exc:
-            mark(
-                exc,
-                f"hookweb: background task {hook.name} crashed: {describe_exception(exc)}",
-                brief=False,
-            )
-            self._fail(exc)
-            if self.crashed is None:
-                self.crashed = exc
-                if self.on_crash is not None:
-                    self.on_crash()
+            crash = exc
+        else:
+            return
+        mark(crash, f"hookweb: background task {hook.name} crashed: {describe_exception(crash)}",
+             brief=False)
+        self._fail(crash)
+        if self.crashed is None:
+            self.crashed = crash
+            if self.on_crash is not None:
+                self.on_crash()
 
     # -- stop side -----------------------------------------------------------
 
@@ -255,22 +284,18 @@ class Run:
         baseline = task.cancelling() if task is not None else 0
         self._stop_begun.add(hook.index)
         self.stop_step = _stop_label(hook)
+        label = _stop_label(hook)
         try:
             await step()
         except asyncio.CancelledError as exc:
-            if task is not None and task.cancelling() > baseline:
+            if _cancelled_by_others(task, baseline):
                 raise  # somebody cancelled *us* (a second Ctrl+C): stop at once
-            err = HookCancelled(f"{hook.label()} was cancelled")
-            err.__cause__ = exc
-            self._fail(
-                mark(
-                    err,
-                    f"hookweb: {hook.label()} ended with CancelledError",  # type: ignore[arg-type]
-                    brief=False,
-                )
-            )
+            self._fail(_interrupted(hook.label(), exc))
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._fail(_interrupted(label, exc))
         except Exception as exc:
-            self._fail(mark(exc, _failure_line(hook, exc), brief=False))  # type: ignore[arg-type]
+            mark(exc, _failure_line(hook, exc, label), brief=False)
+            self._fail(exc)
 
     async def _stop_background(self) -> None:
         tasks = [t for t in self._tasks if not t.done()]
@@ -463,6 +488,8 @@ def _prepare_failed(request: web.BaseRequest, hook: Hook, exc: Exception) -> Non
         log.error("%s (again, while preparing the 500 that replaces a failed response)", line)
         return
     request[_PREPARE_FAILED] = True
+    mark(exc, line, brief=False)
+    log.error(format_error(exc))  # the one report; hookweb's handler keeps aiohttp quiet
     # Headers are not written yet; undo what preparing the failed response set up
     # on the connection's writer so the 500 goes out with its own framing.
     writer = request.writer

@@ -75,6 +75,13 @@ class GracefulRequestHandler(_AiohttpRequestHandler):
             self._task_handler.cancel()
         self.force_close()
 
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # A failing response_prepare hook was reported in hookweb's one-line
+        # format already (``_lifecycle._prepare_failed``): no second traceback.
+        if isinstance(kw.get("exc_info"), ResponsePrepareError):
+            return
+        super().log_exception(*args, **kw)
+
     def _make_error_handler(self, err_info: Any) -> Callable[[web.BaseRequest], Any]:
         # aiohttp answers a request it cannot parse (bad request line or
         # headers) with a 400 from a request that matched no route, so no

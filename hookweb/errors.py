@@ -16,7 +16,14 @@ from typing import Final
 import aiohttp
 import aiosignal
 
-__all__ = ["CleanupError", "ResponsePrepareError", "format_error", "one_line"]
+__all__ = [
+    "CleanupError",
+    "HookCancelled",
+    "HookInterrupted",
+    "ResponsePrepareError",
+    "format_error",
+    "one_line",
+]
 
 _HOOKWEB_DIR: Final = os.path.dirname(os.path.abspath(__file__))
 # Frames of the machinery between the runner and a hook, left out of user tracebacks.
@@ -42,8 +49,17 @@ class CleanupError(ExceptionGroup[Exception]):
         return super().__new__(cls, message, exceptions)
 
 
-class HookCancelled(Exception):
-    """A stop hook ended with ``CancelledError`` that nobody asked for."""
+class HookInterrupted(Exception):
+    """A hook raised ``SystemExit``, ``KeyboardInterrupt`` or its own ``CancelledError``.
+
+    Those are not ``Exception`` subclasses; hookweb counts them as that hook's
+    failure (the original is the ``__cause__``) instead of letting them skip the
+    remaining steps or pass for a stop request.
+    """
+
+
+class HookCancelled(HookInterrupted):
+    """A hook ended with a ``CancelledError`` that nobody asked for."""
 
 
 class ResponsePrepareError(Exception):
@@ -103,6 +119,16 @@ def _prune(te: traceback.TracebackException) -> None:
     for child in (te.__cause__, te.__context__):
         if child is not None:
             _prune(child)
+    if te.__context__ is not None and _no_user_frames(te.__context__):
+        # An exception hookweb or aiohttp was handling when the user's code raised
+        # (an HTTPNotFound being answered): not the user's, leave it out.
+        te.__context__ = None
+
+
+def _no_user_frames(te: traceback.TracebackException) -> bool:
+    return not te.stack and all(
+        _no_user_frames(child) for child in (te.__cause__, te.__context__) if child is not None
+    )
     for sub in getattr(te, "exceptions", None) or ():
         _prune(sub)
 

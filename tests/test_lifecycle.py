@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hookweb import App, CleanupError, Registry
 from hookweb._serve import make_options, serve
-from hookweb.errors import HookCancelled
+from hookweb.errors import HookCancelled, HookInterrupted
 
 
 @pytest.fixture
@@ -622,3 +623,107 @@ async def test_stop_failures_are_logged_with_the_users_traceback(
     assert "test_lifecycle.py" in lines[2] and "close_pool" in lines[2]
     assert not any("hookweb/" in line or "asyncio/" in line for line in lines)
     assert lines[-1] == "ConnectionResetError: peer went away"
+
+
+async def test_system_exit_and_keyboard_interrupt_in_stop_hooks_do_not_skip_others(
+    rec: list[Any],
+) -> None:
+    reg = Registry()
+
+    @reg.cleanup
+    def first(app: App) -> None:
+        rec.append("first")
+
+    @reg.cleanup
+    def exits(app: App) -> None:
+        rec.append("exits")
+        sys.exit(4)
+
+    @reg.shutdown
+    def interrupts(app: App) -> None:
+        rec.append("interrupts")
+        raise KeyboardInterrupt
+
+    with pytest.raises(CleanupError) as info:
+        async with App(reg).test_client():
+            pass
+    assert rec == ["interrupts", "exits", "first"]
+    errors = info.value.exceptions
+    assert [type(e) for e in errors] == [HookInterrupted, HookInterrupted]
+    assert [type(e.__cause__) for e in errors] == [KeyboardInterrupt, SystemExit]
+    assert errors[1].__notes__ == [f"hookweb: cleanup hook {name(exits)} failed: SystemExit: 4"]
+
+
+@pytest.mark.parametrize("raised", [asyncio.CancelledError, SystemExit, KeyboardInterrupt])
+async def test_a_start_hooks_own_cancel_or_exit_is_its_failure(
+    rec: list[Any], raised: type[BaseException]
+) -> None:
+    reg = Registry()
+
+    @reg.pre_start
+    async def boot(app: App) -> None:
+        raise raised()
+
+    @reg.cleanup
+    def cleanup(app: App) -> None:
+        rec.append("cleanup")
+
+    with pytest.raises(HookInterrupted) as info:
+        async with App(reg).test_client():
+            pass  # pragma: no cover
+    assert type(info.value.__cause__) is raised
+    assert rec == ["cleanup"]
+    what = "ended with CancelledError" if raised is asyncio.CancelledError else (
+        f"failed: {raised.__name__}"
+    )
+    assert info.value.__notes__ == [f"hookweb: pre_start hook {name(boot)} {what}"]
+
+
+async def test_background_task_exiting_the_process_is_a_crash(rec: list[Any]) -> None:
+    reg = Registry()
+
+    @reg.background
+    async def quitter(app: App) -> None:
+        sys.exit(0)
+
+    @reg.cleanup
+    def cleanup(app: App) -> None:
+        rec.append("cleanup")
+
+    with pytest.raises(CleanupError) as info:
+        await asyncio.wait_for(
+            serve(App(reg), make_options({"port": 0, "access_log": False}), handle_signals=False),
+            timeout=5,
+        )
+    assert rec == ["cleanup"]
+    (crash,) = info.value.exceptions
+    assert isinstance(crash, HookInterrupted)
+    assert crash.__notes__ == [f"hookweb: background task {name(quitter)} failed: SystemExit: 0"]
+
+
+async def test_lifespan_messages_name_the_step_once() -> None:
+    never, exits = Registry(), Registry()
+
+    @never.lifespan
+    async def no_yield(app: App) -> AsyncIterator[None]:
+        if False:
+            yield  # pragma: no cover
+
+    with pytest.raises(RuntimeError) as info:
+        async with App(never).test_client():
+            pass  # pragma: no cover
+    assert info.value.__notes__ == [
+        f"hookweb: lifespan hook {name(no_yield)} returned without yielding; it must yield once"
+    ]
+
+    @exits.lifespan
+    async def pool(app: App) -> AsyncIterator[None]:
+        yield
+        raise ConnectionError("close failed")
+
+    with pytest.raises(CleanupError) as cleanup_info:
+        async with App(exits).test_client():
+            pass
+    assert cleanup_info.value.exceptions[0].__notes__ == [
+        f"hookweb: lifespan exit {name(pool)} failed: ConnectionError: close failed"
+    ]

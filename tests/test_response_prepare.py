@@ -170,11 +170,21 @@ async def test_a_failing_hook_gives_500_and_the_server_keeps_serving(
         assert response.headers["X-Hook"] == "1"
         again = await client.get("/health")
         assert (again.status, await again.text()) == (200, "fine")
-    logged = "\n".join(r.getMessage() + "\n" + (r.exc_text or "") for r in caplog.records)
-    assert (
-        f"ResponsePrepareError: response_prepare hook tests.test_response_prepare:make_app."
-        f"<locals>.cors failed: RuntimeError: hook broke on {path}" in logged
+    # One report in hookweb's format: the line naming the hook, then only the hook's frames.
+    line = (
+        "hookweb: response_prepare hook tests.test_response_prepare:make_app.<locals>.cors"
+        f" failed: RuntimeError: hook broke on {path}"
     )
+    reports = [r.getMessage() for r in caplog.records if r.getMessage().startswith(line)]
+    first, again = reports
+    lines = first.splitlines()
+    assert lines[0] == line
+    assert lines[1] == "Traceback (most recent call last):"
+    assert any("test_response_prepare.py" in x and "in cors" in x for x in lines)
+    assert not any("/hookweb/" in x or "/aiohttp/" in x for x in lines)
+    assert lines[-1] == f"RuntimeError: hook broke on {path}"
+    assert again == line + " (again, while preparing the 500 that replaces a failed response)"
+    assert not [r for r in caplog.records if r.exc_info or "ResponsePrepareError" in r.getMessage()]
 
 
 async def test_a_failing_hook_on_the_websocket_handshake_gives_500(static_dir: Path) -> None:

@@ -386,7 +386,12 @@ class Run:
         """Steps 1-4. On failure everything started is unwound before raising."""
         self.app._begin_run(self)
         try:
-            self.runner = AppRunner(self.app._web_app, handle_signals=False, **runner_kwargs)
+            self.runner = AppRunner(
+                self.app._web_app,
+                handle_signals=False,
+                websockets=self.websockets,
+                **runner_kwargs,
+            )
             try:
                 await self.runner.setup()  # on_startup: start_steps (unwinds on failure)
             except BaseException:
@@ -440,31 +445,21 @@ class Run:
 
 
 def prepare_signal(
-    app: App, hooks: Sequence[Hook]
-) -> Callable[[web.BaseRequest, web.StreamResponse], Awaitable[None]]:
+    hooks: Sequence[Hook],
+) -> Callable[[web.BaseRequest, web.StreamResponse], Awaitable[None]] | None:
     """The one aiohttp ``on_response_prepare`` receiver that runs every hook.
 
-    A hook that raises turns the response into a plain 500 (see
-    ``_server.RequestHandler``), never a dropped connection.
+    None without hooks: aiohttp then sends no signal at all, and a request costs
+    what it costs in aiohttp. A hook that raises turns the response into a plain
+    500 (see ``_server.RequestHandler``), never a dropped connection.
     """
     from ._server import may_fail
 
     calls = tuple((h.fn, h.is_async, h) for h in hooks)
-    websocket = web.WebSocketResponse
-    # isinstance() on a response goes through ABCMeta (StreamResponse is a
-    # MutableMapping), which costs more than the rest of this receiver: one
-    # dict lookup per response class instead (docs/performance.md).
-    is_websocket: dict[type, bool] = {}
+    if not calls:
+        return None
 
     async def on_response_prepare(request: web.BaseRequest, response: web.StreamResponse) -> None:
-        cls = type(response)
-        ws = is_websocket.get(cls)
-        if ws is None:
-            ws = is_websocket[cls] = issubclass(cls, websocket)
-        if ws:
-            run = app._run
-            if run is not None:
-                run.websockets.add(cast(web.WebSocketResponse, response))
         for fn, is_async, hook in calls:
             try:
                 if is_async:
@@ -476,8 +471,7 @@ def prepare_signal(
             except Exception as exc:
                 _prepare_failed(request, hook, exc)
 
-    if calls:
-        may_fail.add(on_response_prepare)
+    may_fail.add(on_response_prepare)
     return on_response_prepare
 
 

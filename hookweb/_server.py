@@ -17,6 +17,7 @@ through the response_prepare hooks too (see docs/security.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -132,8 +133,46 @@ class GracefulServer(Server):
     handler_class = GracefulRequestHandler
 
 
+def _tracking_request(websockets: weakref.WeakSet[web.WebSocketResponse]) -> type[web.Request]:
+    """A Request class that adds each websocket it answers to ``websockets``.
+
+    That is how the stop finds open websockets to close with 1001, at the cost
+    of one type lookup per response (no signal receiver, no middleware).
+    """
+    is_websocket: dict[type, bool] = {}  # issubclass() through ABCMeta only once per class
+
+    class TrackingRequest(web.Request):
+        __slots__ = ()
+
+        async def _prepare_hook(self, response: web.StreamResponse) -> None:
+            cls = response.__class__
+            ws = is_websocket.get(cls)
+            if ws is None:
+                ws = is_websocket[cls] = issubclass(cls, web.WebSocketResponse)
+            if ws:
+                websockets.add(response)  # type: ignore[arg-type]
+            await super()._prepare_hook(response)
+
+    return TrackingRequest
+
+
 class AppRunner(web.AppRunner):
-    """``web.AppRunner`` serving through hookweb's :class:`Server` (or :class:`GracefulServer`)."""
+    """``web.AppRunner`` serving through hookweb's :class:`Server` (or :class:`GracefulServer`).
+
+    ``websockets``: where the websockets this runner answers are collected.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        websockets: weakref.WeakSet[web.WebSocketResponse] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self._request_class = _tracking_request(
+            websockets if websockets is not None else weakref.WeakSet()
+        )
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()  # runs on_startup: hookweb's start steps
@@ -142,9 +181,20 @@ class AppRunner(web.AppRunner):
         server = Server if _can_fail(self._app) else GracefulServer
         kwargs: dict[str, Any] = dict(base._kwargs)  # debug, handler_args included
         kwargs.pop("handler_cancellation", None)
+        factory = base.request_factory  # the Application's _make_request (or a wrapper)
+        cls = self._request_class
+
+        def make_request(*args: Any) -> web.BaseRequest:
+            return factory(*args, cls)  # type: ignore[call-arg]
+
+        request_factory = (
+            functools.partial(factory, _cls=cls)  # type: ignore[call-arg]
+            if getattr(factory, "__func__", None) is web.Application._make_request
+            else make_request
+        )
         return server(
             base.request_handler,
-            request_factory=base.request_factory,
+            request_factory=request_factory,
             handler_cancellation=base.handler_cancellation,
             loop=asyncio.get_running_loop(),
             **kwargs,

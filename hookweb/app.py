@@ -227,7 +227,9 @@ class App(DecoratorsMixin):
         web_app.on_shutdown.insert(0, self._on_shutdown)
         web_app.on_cleanup.insert(0, self._on_cleanup)
         web_app.on_cleanup.append(self._on_cleanup_done)
-        web_app.on_response_prepare.append(prepare_signal(self, plan.response_prepare))
+        receiver = prepare_signal(plan.response_prepare)
+        if receiver is not None:
+            web_app.on_response_prepare.append(receiver)
         _proxy.install(web_app, self._forwarded)
         self._plan = plan
         self._built_at = where

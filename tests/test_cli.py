@@ -19,183 +19,26 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import hookweb
 from hookweb import cli
-from hookweb.testing import isolated_registry
-
-APPS = Path(__file__).parent / "apps"
-SERVING = re.compile(r"hookweb: serving (\S+) on (https?)://(\S+?) \(Ctrl\+C to quit\)")
-WAIT = 15.0  # upper bound for any single wait; real cases take well under a second
-
-
-# -- helpers -----------------------------------------------------------------------------
-
-
-def clean_env(markers: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWEB_")}
-    if markers is not None:
-        env["HOOKWEB_TEST_MARKERS"] = str(markers)
-    env.update(extra)
-    return env
-
-
-class Proc:
-    """``python -m hookweb ...`` with stderr collected line by line by a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path = APPS) -> None:
-        self.args = args
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "hookweb", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.stdout = ""
-        self._changed = threading.Condition()
-        self._threads = [
-            threading.Thread(target=self._read_err, daemon=True),
-            threading.Thread(target=self._read_out, daemon=True),
-        ]
-        for t in self._threads:
-            t.start()
-
-    def _read_err(self) -> None:
-        assert self.popen.stderr is not None
-        with self.popen.stderr as stream:
-            for line in stream:
-                with self._changed:
-                    self.lines.append(line.rstrip("\n"))
-                    self._changed.notify_all()
-
-    def _read_out(self) -> None:
-        assert self.popen.stdout is not None
-        with self.popen.stdout as stream:
-            self.stdout = stream.read()
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "".join(line + "\n" for line in self.lines)
-
-    def wait_for(self, pattern: re.Pattern[str], count: int = 1) -> re.Match[str]:
-        """The ``count``-th stderr line matching ``pattern`` (waits up to WAIT s)."""
-        deadline = time.monotonic() + WAIT
-        with self._changed:
-            while True:
-                found = [m for m in map(pattern.search, self.lines) if m]
-                if len(found) >= count:
-                    return found[count - 1]
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.popen.poll() is not None and not self._reading()):
-                    raise AssertionError(
-                        f"no line matching {pattern.pattern!r} (#{count});"
-                        f" exit={self.popen.poll()} stderr:\n" + "\n".join(self.lines)
-                    )
-                self._changed.wait(min(left, 0.1))
-
-    def _reading(self) -> bool:
-        return self._threads[0].is_alive()
-
-    def serving(self, count: int = 1) -> tuple[str, int]:
-        """(scheme, port) from the ``count``-th serving line."""
-        match = self.wait_for(SERVING, count)
-        return match.group(2), int(match.group(3).rsplit(":", 1)[1])
-
-    def signal(self, sig: int) -> None:
-        self.popen.send_signal(sig)
-
-    def wait(self, timeout: float = WAIT) -> int:
-        code = self.popen.wait(timeout)
-        for t in self._threads:
-            t.join(timeout)
-        return code
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(WAIT)
-        for t in self._threads:
-            t.join(WAIT)
-
-
-@pytest.fixture
-def markers(tmp_path: Path) -> Path:
-    return tmp_path / "markers.txt"
-
-
-@pytest.fixture
-def run_cli(markers: Path) -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(*args: str, cwd: Path = APPS, **env: str) -> Proc:
-        proc = Proc(list(args), clean_env(markers, **env), cwd)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.kill()
-
-
-def read_markers(path: Path) -> list[str]:
-    """Marker lines without the pid."""
-    return [line.split(" ", 1)[1] for line in read_marker_lines(path)]
-
-
-def read_marker_lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def wait_marker(path: Path, text: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while text not in read_markers(path):
-        assert time.monotonic() < deadline, f"marker {text!r} never appeared: {read_markers(path)}"
-        time.sleep(0.02)
-
-
-def http_get(
-    port: int, path: str = "/", *, context: ssl.SSLContext | None = None, timeout: float = WAIT
-) -> tuple[int, str]:
-    conn: http.client.HTTPConnection
-    if context is None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    else:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def can_connect(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
+from tests.support import (
+    APPS,
+    WAIT,
+    Proc,
+    can_connect,
+    clean_env,
+    free_port,
+    http_get,
+    read_marker_lines,
+    read_markers,
+    wait_marker,
+)
 
 # -- serving and stopping ----------------------------------------------------------------
 
@@ -579,25 +422,6 @@ def test_reload_stops_old_process_before_starting_new_one(
 # -- in-process: usage errors, --check, options ----------------------------------------------
 
 
-@pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run ``cli.main`` here: cwd = tests/apps, a private default registry, no leaks."""
-    monkeypatch.chdir(APPS)
-    for key in list(os.environ):
-        if key.startswith("HOOKWEB_"):
-            monkeypatch.delenv(key)
-    saved_path = list(sys.path)
-    saved_modules = set(sys.modules)
-    try:
-        with isolated_registry():
-            yield
-    finally:
-        sys.path[:] = saved_path
-        for name in set(sys.modules) - saved_modules:
-            if name.startswith(("cli_", "clipkg")):
-                del sys.modules[name]
-
-
 FORMAT_HELP = (
     "expected 'module:attribute', for example 'myapp:app' or 'mypkg.web:app'"
     " ('myapp' alone means 'myapp:app')"
@@ -682,7 +506,7 @@ USAGE_CASES = [
 
 @pytest.mark.parametrize(("args", "line"), USAGE_CASES, ids=[" ".join(a) for a, _ in USAGE_CASES])
 def test_usage_errors_exit_2_with_one_line(
-    in_process: None, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+    in_apps: None, capsys: pytest.CaptureFixture[str], args: list[str], line: str
 ) -> None:
     assert cli.main(args) == 2
     out, err = capsys.readouterr()
@@ -690,7 +514,7 @@ def test_usage_errors_exit_2_with_one_line(
 
 
 def test_usage_error_from_environment_names_the_variable(
-    in_process: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    in_apps: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOKWEB_PORT", "eighty")
     assert cli.main(["cli_basic:app", "--check"]) == 2
@@ -702,7 +526,7 @@ def test_usage_error_from_environment_names_the_variable(
 
 
 def test_workers_from_environment_with_reload_is_rejected_too_br08(
-    in_process: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    in_apps: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOKWEB_WORKERS", "3")
     monkeypatch.setenv("HOOKWEB_RELOAD", "1")
@@ -722,7 +546,7 @@ def test_workers_from_environment_with_reload_is_rejected_too_br08(
     ],
 )
 def test_users_own_import_error_is_shown_with_traceback_br23(
-    in_process: None, capsys: pytest.CaptureFixture[str], target: str, cause: str
+    in_apps: None, capsys: pytest.CaptureFixture[str], target: str, cause: str
 ) -> None:
     assert cli.main([target, "--check"]) == 3
     out, err = capsys.readouterr()
@@ -740,7 +564,7 @@ def test_users_own_import_error_is_shown_with_traceback_br23(
 
 
 def test_circular_import_traceback_names_both_modules_br23(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["cli_circular:app", "--check"]) == 3
     err = capsys.readouterr().err
@@ -749,7 +573,7 @@ def test_circular_import_traceback_names_both_modules_br23(
 
 
 def test_factory_that_raises_exits_3_with_its_traceback(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["cli_basic:factory_raises", "--factory", "--check"]) == 3
     assert capsys.readouterr().err == (
@@ -762,7 +586,7 @@ def test_factory_that_raises_exits_3_with_its_traceback(
 
 
 def test_check_prints_the_plan_and_binds_nothing(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with socket.socket() as taken:  # a run would fail on this port; --check never binds
         taken.bind(("127.0.0.1", 0))
@@ -789,7 +613,7 @@ def test_check_prints_the_plan_and_binds_nothing(
 
 
 def test_check_with_lifespans_default_timeout_and_async_factory(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["cli_failing:lifespan_app", "--check", "--hook-timeout", "2.5"]) == 0
     assert capsys.readouterr().out == (
@@ -814,7 +638,7 @@ def test_check_with_lifespans_default_timeout_and_async_factory(
 
 
 def test_check_of_plain_aiohttp_application_lists_its_signals(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["cli_basic:web_app", "--check"]) == 0
     assert capsys.readouterr().out == (
@@ -844,7 +668,7 @@ WINDOWS_ARGV0 = r"C:\venv\Lib\site-packages\hookweb\__main__.py"
     ],
 )
 def test_windows_argv0_is_never_the_target_br26(
-    in_process: None,
+    in_apps: None,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     args: list[str],
@@ -867,7 +691,7 @@ def test_windows_argv0_is_never_the_target_br26(
 
 
 def test_help_documents_defaults_and_environment(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
@@ -878,7 +702,7 @@ def test_help_documents_defaults_and_environment(
 
 
 def test_reload_without_watchfiles_says_how_to_install(
-    in_process: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    in_apps: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "watchfiles", None)
     assert cli.main(["cli_basic:app", "--reload"]) == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookweb import cli
-from hookweb.testing import isolated_registry
-from tests.test_cli import APPS
 
 EXAMPLES = 150
 SETTINGS = settings(
@@ -120,25 +117,6 @@ def run_main(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     with environ(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main(args)
     return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def in_apps(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run from tests/apps, no HOOKWEB_* variables, and never serve (the guard raises)."""
-    monkeypatch.chdir(APPS)
-    for key in list(os.environ):
-        if key.startswith("HOOKWEB_"):
-            monkeypatch.delenv(key)
-    saved_path = list(sys.path)
-    saved_modules = set(sys.modules)
-    try:
-        with isolated_registry():
-            yield
-    finally:
-        sys.path[:] = saved_path
-        for name in set(sys.modules) - saved_modules:
-            if name.startswith(("cli_", "clipkg")):
-                del sys.modules[name]
 
 
 def assert_one_line(err: str, args: list[str], env: dict[str, str]) -> None:

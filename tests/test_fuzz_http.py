@@ -20,7 +20,7 @@ from typing import TypeVar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_cli import Proc, clean_env, http_get, read_markers
+from tests.support import Proc, clean_env, http_get, read_markers
 
 EXAMPLES = 200
 STATUS = re.compile(rb"HTTP/\d\.\d (\d{3}) ")  # aiohttp answers in the request's version

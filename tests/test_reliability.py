@@ -11,40 +11,19 @@ import random
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.test_cli import APPS, WAIT, Proc, clean_env, read_markers
+from tests.support import APPS, WAIT, Proc, read_markers
 
 CONNECTIONS = 32
 LOAD_SECONDS = 2.4  # the whole load, signal included
 SIGNAL_AT = 1.2  # seconds into the load
 SHUTDOWN_TIMEOUT = 10.0
-
-
-@pytest.fixture
-def markers(tmp_path: Path) -> Path:
-    return tmp_path / "markers.txt"
-
-
-@pytest.fixture
-def run_cli(markers: Path) -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(*args: str) -> Proc:
-        proc = Proc(list(args), clean_env(markers))
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.kill()
 
 
 def marker(markers: Path, prefix: str) -> list[str]:

@@ -157,3 +157,22 @@ def test_port_in_use_raises_with_the_address_and_cleanup_ran(
     )
     assert s.lines() == ["pre_start", "cleanup"]
     assert "Task was destroyed" not in err
+
+
+def test_an_empty_host_is_refused_never_all_interfaces(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hookweb import cli
+    from hookweb._serve import make_options
+
+    message = (
+        "hookweb: the host (--host, HOOKWEB_HOST, host=) is empty; hookweb never listens on"
+        " every interface unless asked: give 127.0.0.1 (the default), or 0.0.0.0 / :: for"
+        " every interface"
+    )
+    with pytest.raises(ValueError) as info:
+        make_options({"host": " "})
+    assert str(info.value) == message
+    monkeypatch.setenv("HOOKWEB_HOST", "")
+    assert cli.main(["tests.scripts.served:reg", "--port", "0"]) == 2
+    assert capsys.readouterr().err == message + "\n"

@@ -440,27 +440,8 @@ def test_gunicorn_start_failure_halts_the_arbiter(
 # -- in-process: usage and --check ---------------------------------------------------------
 
 
-@pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from hookweb.testing import isolated_registry
-
-    monkeypatch.chdir(APPS)
-    monkeypatch.syspath_prepend(str(APPS))
-    for key in list(os.environ):
-        if key.startswith("HOOKWEB_"):
-            monkeypatch.delenv(key)
-    saved = set(sys.modules)
-    try:
-        with isolated_registry():
-            yield
-    finally:
-        for name in set(sys.modules) - saved:
-            if name.startswith(("scale_", "cli_")):
-                del sys.modules[name]
-
-
 def test_workers_without_gunicorn_is_a_one_line_usage_error(
-    in_process: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    in_apps: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "gunicorn", None)
     assert cli.main(["scale_app:app", "--workers", "2"]) == 2
@@ -470,7 +451,7 @@ def test_workers_without_gunicorn_is_a_one_line_usage_error(
 
 
 def test_workers_and_reload_cannot_be_combined(
-    in_process: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    in_apps: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOOKWEB_WORKERS", "2")
     assert cli.main(["scale_app:app", "--reload"]) == 2
@@ -481,7 +462,7 @@ def test_workers_and_reload_cannot_be_combined(
 
 
 def test_check_with_workers_says_which_process_runs_what(
-    in_process: None, capsys: pytest.CaptureFixture[str]
+    in_apps: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["scale_app:app", "--check", "--workers", "4"]) == 0
     out = capsys.readouterr().out

@@ -170,9 +170,10 @@ class StopControl:
             self._handler(why, drain)
 
 
-#: After the listening sockets close: how long connections accepted just before get
-#: to send their request, before aiohttp closes the connections that have none.
-ACCEPT_SETTLE = 0.1
+#: After the listening sockets close: connections accepted just before get up to this
+#: long to send their first request, before aiohttp closes connections that have none.
+ACCEPT_GRACE = 1.0
+_POLL = 0.02
 
 
 async def _stop_accepting(run: Run) -> None:
@@ -180,14 +181,26 @@ async def _stop_accepting(run: Run) -> None:
 
     aiohttp's cleanup closes every connection without a request in progress right
     after closing the listening sockets; one accepted a moment before, whose
-    request bytes were not read yet, would be closed without a response.
+    request bytes were not read yet, would be closed without a response (the
+    client sees a reset). So: close the listeners, then wait (up to
+    ACCEPT_GRACE) until every connection that has not sent a request yet has.
     """
     runner = getattr(run, "runner", None)
     if runner is None:
         return
     for site in list(runner.sites):
         await site.stop()
-    await asyncio.sleep(ACCEPT_SETTLE)
+    await asyncio.sleep(_POLL)  # accept callbacks already queued still run
+    server = runner.server
+    if server is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ACCEPT_GRACE
+    while loop.time() < deadline and any(
+        getattr(conn, "_request_count", 1) == 0 and conn.transport is not None
+        for conn in server.connections
+    ):
+        await asyncio.sleep(_POLL)
 
 
 async def serve(

@@ -12,7 +12,6 @@ from aiohttp import web
 from . import proxy as _proxy
 from . import registry as _registry
 from ._lifecycle import Plan, Run, prepare_signal
-from .errors import CleanupError
 from .registry import (
     CLEANUP,
     POST_START,
@@ -391,8 +390,3 @@ def _health_ready(app: App) -> None:
 
 
 _HEALTH_READY = Hook(POST_START, _health_ready, sys.maxsize, None, sys.maxsize, False)
-
-
-def _raise_cleanup(error: CleanupError | None) -> None:
-    if error is not None:
-        raise error

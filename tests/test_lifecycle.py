@@ -41,6 +41,12 @@ def name(fn: Any) -> str:
     return f"{fn.__module__}:{fn.__qualname__}"
 
 
+async def serve_once(app: App, port: int = 0) -> None:
+    """hookweb's own serve(), without signal handlers, bounded at 5 s (it must end by itself)."""
+    options = make_options({"port": port, "access_log": False})
+    await asyncio.wait_for(serve(app, options, handle_signals=False), timeout=5)
+
+
 async def test_order_across_kinds_and_its_exact_mirror(rec: list[Any]) -> None:
     reg = Registry()
 
@@ -468,9 +474,7 @@ async def test_port_in_use_raises_oserror_with_the_address(rec: list[Any], taken
 
     app = App(reg)
     with pytest.raises(OSError) as info:
-        await serve(
-            app, make_options({"port": taken_port, "access_log": False}), handle_signals=False
-        )
+        await serve_once(app, port=taken_port)
     assert rec == ["pre_start", "cleanup"]
     assert info.value.__notes__ == [
         f"hookweb: cannot listen on http://127.0.0.1:{taken_port}: Address already in use"
@@ -522,10 +526,7 @@ async def test_crashed_background_task_stops_the_server_gracefully(rec: list[Any
         rec.append("cleanup")
 
     with pytest.raises(CleanupError) as info:
-        await asyncio.wait_for(
-            serve(App(reg), make_options({"port": 0, "access_log": False}), handle_signals=False),
-            timeout=5,
-        )
+        await serve_once(App(reg))
     assert rec == ["shutdown", "cleanup"]
     (crash,) = info.value.exceptions
     assert crash.__notes__ == [
@@ -673,8 +674,10 @@ async def test_a_start_hooks_own_cancel_or_exit_is_its_failure(
             pass  # pragma: no cover
     assert type(info.value.__cause__) is raised
     assert rec == ["cleanup"]
-    what = "ended with CancelledError" if raised is asyncio.CancelledError else (
-        f"failed: {raised.__name__}"
+    what = (
+        "ended with CancelledError"
+        if raised is asyncio.CancelledError
+        else (f"failed: {raised.__name__}")
     )
     assert info.value.__notes__ == [f"hookweb: pre_start hook {name(boot)} {what}"]
 
@@ -691,10 +694,7 @@ async def test_background_task_exiting_the_process_is_a_crash(rec: list[Any]) ->
         rec.append("cleanup")
 
     with pytest.raises(CleanupError) as info:
-        await asyncio.wait_for(
-            serve(App(reg), make_options({"port": 0, "access_log": False}), handle_signals=False),
-            timeout=5,
-        )
+        await serve_once(App(reg))
     assert rec == ["cleanup"]
     (crash,) = info.value.exceptions
     assert isinstance(crash, HookInterrupted)

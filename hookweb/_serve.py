@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import selectors
 import signal
 import ssl
 import sys
@@ -170,32 +171,58 @@ class StopControl:
             self._handler(why, drain)
 
 
-#: After the listening sockets close: connections accepted just before get up to this
-#: long to send their first request, before aiohttp closes connections that have none.
+#: Bounds the stop's first phase: connections waiting in the accept queue are
+#: accepted, and connections accepted just before get this long to send their
+#: first request, before aiohttp closes connections that have none.
 ACCEPT_GRACE = 1.0
 _POLL = 0.02
 
 
-async def _stop_accepting(run: Run) -> None:
-    """Stop accepting first, so a connection accepted at the last moment is served.
+def _listening_fds(sites: Sequence[web.BaseSite]) -> list[int]:
+    fds: list[int] = []
+    for site in sites:
+        server = getattr(site, "_server", None)  # aiohttp's BaseSite keeps its asyncio.Server
+        fds.extend(sock.fileno() for sock in getattr(server, "sockets", None) or ())
+    return fds
 
-    aiohttp's cleanup closes every connection without a request in progress right
-    after closing the listening sockets; one accepted a moment before, whose
-    request bytes were not read yet, would be closed without a response (the
-    client sees a reset). So: close the listeners, then wait (up to
-    ACCEPT_GRACE) until every connection that has not sent a request yet has.
+
+async def _stop_accepting(run: Run) -> None:
+    """Stop accepting without dropping a connection that already reached the server.
+
+    1. While a listening socket has connections in its accept queue, let the
+       loop accept them (closing the only listening socket would reset them).
+    2. Stop watching the listening sockets and yield once, so sockets the loop
+       accepted in this iteration become transports while their server is still
+       open (asyncio silently drops an accepted socket whose server is closed).
+    3. Close the listeners, then wait until every connection that has not sent
+       its first request yet has: aiohttp's cleanup closes connections without
+       a request in progress.
+    All of it is bounded by ACCEPT_GRACE.
     """
     runner = getattr(run, "runner", None)
     if runner is None:
         return
-    for site in list(runner.sites):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ACCEPT_GRACE
+    sites = list(runner.sites)
+    fds = _listening_fds(sites)
+    if fds:
+        with selectors.DefaultSelector() as queued:
+            for fd in fds:
+                queued.register(fd, selectors.EVENT_READ)
+            while queued.select(0) and loop.time() < deadline:
+                await asyncio.sleep(0)
+    if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        # uvloop makes the transport in the accept callback itself: no window there.
+        for fd in fds:
+            loop.remove_reader(fd)
+        await asyncio.sleep(0)
+    for site in sites:
         await site.stop()
-    await asyncio.sleep(_POLL)  # accept callbacks already queued still run
+    await asyncio.sleep(_POLL)  # connection_made of the last transports
     server = runner.server
     if server is None:
         return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ACCEPT_GRACE
     while loop.time() < deadline and any(
         getattr(conn, "_request_count", 1) == 0 and conn.transport is not None
         for conn in server.connections

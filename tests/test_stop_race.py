@@ -1,0 +1,88 @@
+"""A connection that reaches the server at the moment a stop begins is served.
+
+Two exact interleavings of the event loop, each reproduced deterministically
+with a real listening socket on 127.0.0.1:
+
+- the stop begins in the loop iteration right after asyncio accepted the
+  connection, before the accepted socket became a transport (asyncio drops such
+  a socket silently when its server is already closed: the client sees a reset);
+- the stop begins while the connection still waits in the kernel's accept queue
+  (closing the only listening socket resets it).
+
+The interleavings are those of asyncio's selector loop, where both failed
+before ``_stop_accepting`` handled them. The same scenarios also run on uvloop (the loop
+``--loop auto`` picks with hookweb[speed]), whose order differs: there they
+check that the stop path works on it, not the race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from aiohttp import web
+
+from hookweb import App, Registry
+from hookweb._serve import StopControl, loop_factory, make_options, serve
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+
+async def served_while_stopping(stop_after_accept: bool) -> bytes:
+    reg = Registry()
+
+    @reg.get("/")
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text="served")
+
+    app = App(registry=reg)
+    control = StopControl()
+    serving = asyncio.Event()
+    options = make_options({"port": 0, "access_log": False})
+    task = asyncio.create_task(
+        serve(app, options, handle_signals=False, control=control, on_serving=serving.set)
+    )
+    await asyncio.wait_for(serving.wait(), 5)
+    host, port = app.addresses[0][:2]
+    loop = asyncio.get_running_loop()
+    # Blocking connect and send while the loop is not running: the connection
+    # waits in the accept queue with its request.
+    client = socket.create_connection((host, port))
+    try:
+        client.sendall(REQUEST)
+        client.setblocking(False)
+        if stop_after_accept:
+            # Runs before this iteration's accept callback: the stop resumes after
+            # the accept and before the accepted socket is set up.
+            loop.call_soon(control.request, "SIGTERM")
+        else:
+            control.request("SIGTERM")  # the stop resumes before any accept
+        data = b""
+        async with asyncio.timeout(5):
+            while chunk := await loop.sock_recv(client, 65536):
+                data += chunk
+    finally:
+        client.close()
+        await asyncio.wait_for(task, 5)
+    return data
+
+
+def served_on(loop: str, *, stop_after_accept: bool) -> bytes:
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(served_while_stopping(stop_after_accept))
+
+
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+
+
+@LOOPS
+def test_a_connection_accepted_as_the_stop_begins_is_served(loop: str) -> None:
+    data = served_on(loop, stop_after_accept=True)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nserved"), data
+
+
+@LOOPS
+def test_a_connection_waiting_in_the_accept_queue_as_the_stop_begins_is_served(loop: str) -> None:
+    data = served_on(loop, stop_after_accept=False)
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nserved"), data

@@ -7,7 +7,8 @@ See ``docs/lifecycle.md`` for the order and the failure rules.
 
 from __future__ import annotations
 
-from ._serve import run_app
+from typing import Any
+
 from .app import App
 from .errors import CleanupError
 from .registry import Registry, _defaults
@@ -30,6 +31,23 @@ patch = _defaults.patch
 delete = _defaults.delete
 route = _defaults.route
 static = _defaults.static
+
+
+def run_app(app: Any, **options: Any) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM; blocking.
+
+    Options: ``host`` ("127.0.0.1"), ``port`` (8080; 0 picks a free one),
+    ``unix``, ``ssl_certfile``/``ssl_keyfile`` or ``ssl_context``,
+    ``shutdown_timeout`` (60), ``stop_timeout``, ``hook_timeout`` (None),
+    ``access_log`` (True), ``log_level`` ("info"), ``loop`` ("auto": uvloop when
+    installed), ``drain_delay``, ``forwarded_allow_ips``.
+
+    Returns after a clean stop. A failed start raises the original exception
+    (with a note naming the hook); failed stop steps raise ``CleanupError``.
+    """
+    from ._serve import run_app as serve_blocking  # imported when first served
+
+    serve_blocking(app, **options)
 
 __all__ = [
     "App",

@@ -428,16 +428,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run_app(app: Any, **options: Any) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM; blocking.
-
-    Options: ``host`` ("127.0.0.1"), ``port`` (8080; 0 picks a free one),
-    ``unix``, ``ssl_certfile``/``ssl_keyfile`` or ``ssl_context``,
-    ``shutdown_timeout`` (60), ``hook_timeout`` (None), ``access_log`` (True),
-    ``log_level`` ("info"), ``loop`` ("auto": uvloop when installed).
-
-    Returns after a clean stop. A failed start raises the original exception
-    (with a note naming the hook); failed stop steps raise ``CleanupError``.
-    """
+    """The body of :func:`hookweb.run_app` (documented there) and ``App.run``."""
     from .app import App
 
     if isinstance(app, web.Application):

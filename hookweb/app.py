@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiohttp import web
 
-from . import proxy as _proxy
 from . import registry as _registry
 from ._lifecycle import Plan, Run, prepare_signal
 from .registry import (
@@ -27,9 +26,18 @@ from .registry import (
 )
 
 if TYPE_CHECKING:
+    from .proxy import AllowedPeers
     from .testing import TestClientContext
 
 __all__ = ["App"]
+
+
+def _parse_forwarded(value: str | Sequence[str] | AllowedPeers | None) -> AllowedPeers | None:
+    if value is None:
+        return None
+    from . import proxy
+
+    return proxy.parse_allowed(value)
 
 _T = TypeVar("_T")
 
@@ -119,7 +127,7 @@ class App(DecoratorsMixin):
         #: The opt-in health route (docs/deploy.md): 200 while serving, else 503.
         self.health_path = health_path
         self._health = "starting"  # "serving" after post_start, "stopping" from the stop on
-        self._forwarded = _proxy.parse_allowed(forwarded_allow_ips)
+        self._forwarded = _parse_forwarded(forwarded_allow_ips)
         self._plan: Plan | None = None
         self._built_at: str | None = None
         self._run: Run | None = None
@@ -229,8 +237,8 @@ class App(DecoratorsMixin):
         receiver = prepare_signal(plan.response_prepare)
         if receiver is not None:
             web_app.on_response_prepare.append(receiver)
-        _proxy.install(web_app, self._forwarded)
         self._plan = plan
+        self._install_forwarded()
         self._built_at = where
         return plan
 
@@ -310,12 +318,20 @@ class App(DecoratorsMixin):
         self._health = "stopping"
 
     def _trust_forwarded(
-        self, forwarded_allow_ips: str | Sequence[str] | _proxy.AllowedPeers | None
+        self, forwarded_allow_ips: str | Sequence[str] | AllowedPeers | None
     ) -> None:
         """Override ``App(forwarded_allow_ips=...)`` (the CLI's --forwarded-allow-ips)."""
-        self._forwarded = _proxy.parse_allowed(forwarded_allow_ips)
+        self._forwarded = _parse_forwarded(forwarded_allow_ips)
         if self._plan is not None:
-            _proxy.install(self._web_app, self._forwarded)
+            self._install_forwarded()
+
+    def _install_forwarded(self) -> None:
+        # hookweb.proxy (and ipaddress) is imported only by Apps that trust a proxy.
+        if self._forwarded is None and "_make_request" not in vars(self._web_app):
+            return
+        from . import proxy
+
+        proxy.install(self._web_app, self._forwarded or proxy.AllowedPeers())
 
     @property
     def running(self) -> bool:

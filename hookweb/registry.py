@@ -13,7 +13,6 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, overload
 
 from aiohttp import web
@@ -178,16 +177,28 @@ def check_timeout(what: str, timeout: object) -> float | None:
     return float(timeout)
 
 
-@dataclass(frozen=True, slots=True)
 class Hook:
-    """One registered hook (internal record; the function itself is unchanged)."""
+    """One registered hook (internal record; the function itself is unchanged).
 
-    kind: str
-    fn: Callable[..., Any]
-    order: int
-    timeout: float | None
-    index: int
-    is_async: bool
+    Plain classes with slots, not dataclasses: ``import hookweb`` stays cheap.
+    """
+
+    __slots__ = ("kind", "fn", "order", "timeout", "index", "is_async")
+
+    def __init__(
+        self,
+        kind: str,
+        fn: Callable[..., Any],
+        order: int,
+        timeout: float | None,
+        index: int,
+        is_async: bool,
+    ) -> None:
+        self.kind, self.fn, self.order, self.timeout = kind, fn, order, timeout
+        self.index, self.is_async = index, is_async
+
+    def __repr__(self) -> str:
+        return f"<Hook {self.label()} order={self.order} timeout={self.timeout}>"
 
     @property
     def name(self) -> str:
@@ -202,21 +213,26 @@ def sort_key(hook: Hook) -> tuple[int, int]:
     return (hook.order, hook.index)
 
 
-@dataclass(frozen=True, slots=True)
 class Route:
-    method: str
-    path: str
-    handler: Callable[..., Any]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    index: int = 0
+    __slots__ = ("method", "path", "handler", "kwargs", "index")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[..., Any],
+        kwargs: dict[str, Any],
+        index: int,
+    ) -> None:
+        self.method, self.path, self.handler = method, path, handler
+        self.kwargs, self.index = kwargs, index
 
 
-@dataclass(frozen=True, slots=True)
 class Static:
-    prefix: str
-    path: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    index: int = 0
+    __slots__ = ("prefix", "path", "kwargs", "index")
+
+    def __init__(self, prefix: str, path: str, kwargs: dict[str, Any], index: int) -> None:
+        self.prefix, self.path, self.kwargs, self.index = prefix, path, kwargs, index
 
 
 _Step = TypeVar("_Step", bound=Callable[[Any], object])

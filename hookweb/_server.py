@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler as _AiohttpRequestHandler
 from aiohttp.web_urldispatcher import MatchInfoError
 
@@ -38,6 +39,13 @@ def _can_fail(app: web.Application) -> bool:
     if any(receiver in may_fail for receiver in app.on_response_prepare):
         return True
     return any(_can_fail(sub) for sub in getattr(app, "_subapps", ()))
+
+
+def _one_line(exc: HttpProcessingError) -> str:
+    """aiohttp's parse error message without its layout: the caret line goes."""
+    lines = [line.strip() for line in (exc.message or type(exc).__name__).splitlines()]
+    text = " ".join(line for line in lines if line and line != "^")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 #: Seconds a handler still running at ``shutdown_timeout`` gets to unwind after
@@ -77,9 +85,18 @@ class GracefulRequestHandler(_AiohttpRequestHandler):
         self.force_close()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
         # A failing response_prepare hook was reported in hookweb's one-line
         # format already (``_lifecycle._prepare_failed``): no second traceback.
-        if isinstance(kw.get("exc_info"), ResponsePrepareError):
+        if isinstance(exc, ResponsePrepareError):
+            return
+        # A request aiohttp cannot parse is the client's error, answered with a
+        # 400: one line at WARNING (the traceback only at DEBUG), so garbage
+        # input cannot flood the log with tracebacks.
+        if isinstance(exc, HttpProcessingError) and exc.code < 500:
+            peer = args[1] if len(args) > 1 else None
+            self.logger.warning("Bad request from %s: %s %s", peer, exc.code, _one_line(exc))
+            self.logger.debug(*args, **kw)
             return
         super().log_exception(*args, **kw)
 

@@ -136,6 +136,23 @@ async def test_malformed_request_400_carries_the_response_prepare_headers(
         assert headers[name] == value, (name, response[:300])
 
 
+async def test_a_malformed_request_logs_one_warning_line_and_its_traceback_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    async with make_app().test_client() as client:
+        await raw(client.port, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+    logged = [
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "aiohttp.server"
+    ]
+    assert logged == [
+        ("WARNING", "Bad request from 127.0.0.1: 400 Invalid header token: b'Bad Header'", False),
+        ("DEBUG", "Error handling request from 127.0.0.1", True),
+    ]
+
+
 async def test_aiohttp_limits_from_handler_args_are_kept(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

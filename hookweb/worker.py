@@ -152,6 +152,7 @@ class GunicornWorker(base.Worker):  # type: ignore[misc]
                 signal.signal(sig, signal.SIG_IGN)
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+        _report_exit(getattr(self.app, "hookweb_status_fd", None), self.exit_code)
         sys.exit(self.exit_code)
 
     async def _life(self) -> None:
@@ -185,7 +186,7 @@ class GunicornWorker(base.Worker):  # type: ignore[misc]
                     on_serving=self._booted,
                 )
             except Exception as exc:
-                print(format_error(exc), file=sys.stderr, flush=True)
+                _report(exc)  # as the CLI does: a failed stop is summed up in one line
                 code = exit_code(exc)
                 # Only a failure before serving may halt the arbiter.
                 self.exit_code = 1 if self.booted and code == WORKER_BOOT_ERROR else code
@@ -329,6 +330,12 @@ async def _as_app(obj: object, name: str) -> App:
     )
 
 
+def _report(exc: BaseException) -> None:
+    from .cli import _report as report
+
+    report(exc)
+
+
 def _report_target_error(err: TargetError) -> None:
     from .cli import _report_target_error as report
 
@@ -338,19 +345,76 @@ def _report_target_error(err: TargetError) -> None:
 # -- python -m hookweb --workers N ------------------------------------------------------
 
 
+def _report_exit(fd: int | None, code: int) -> None:
+    """Tell hookweb's arbiter (``--workers``) how this worker ended: ``"<pid> <code>\\n"``."""
+    if fd is None:
+        return
+    try:
+        os.write(fd, f"{os.getpid()} {code}\n".encode())
+    except OSError:  # the arbiter is gone, or the pipe is full: never block an exit
+        pass
+
+
 class _Arbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, whose exit status also says whether the final stop was clean.
+
+    gunicorn's own arbiter exits 0 after a SIGTERM even when a worker's stop hooks
+    failed. Each worker writes its exit code to a pipe (:func:`_report_exit`); the
+    workers alive when the arbiter halts must all report 0, else the exit status is 1,
+    as for one process (SPEC section 3). Workers replaced earlier (SIGHUP) are logged
+    by gunicorn and do not change the final status.
+    """
+
     _halting = False
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self._status_read, app.hookweb_status_fd = os.pipe()
+        os.set_blocking(self._status_read, False)
+        os.set_blocking(app.hookweb_status_fd, False)
+        self._exits: dict[int, int] = {}
+        self._pending = b""
+
+    def _read_exits(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._status_read, 65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not chunk:
+                break
+            lines = (self._pending + chunk).split(b"\n")
+            self._pending = lines.pop()
+            for line in lines:
+                pid, _, code = line.decode().partition(" ")
+                self._exits[int(pid)] = int(code)
+
+    def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+        stopping = set(self.WORKERS)
+        self._halting = True
+        try:
+            super().halt(reason, exit_status)
+        except SystemExit as exc:
+            self._read_exits()
+            unclean = sorted(p for p in stopping if self._exits.get(p) != 0)
+            if exc.code == 0 and unclean:
+                pids = ", ".join(str(p) for p in unclean)
+                print(
+                    f"hookweb: the stop of worker pid {pids} failed or did not finish"
+                    " (see above): exit 1",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise SystemExit(1) from None
+            raise
 
     def handle_int(self) -> None:
         # Ctrl+C stops gracefully, like SIGTERM (hookweb's CLI contract); a second
         # Ctrl+C during the stop is gunicorn's quick shutdown.
         raise StopIteration
 
-    def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
-        self._halting = True
-        super().halt(reason, exit_status)
-
     def reap_workers(self) -> None:
+        self._read_exits()  # also keeps the pipe from filling up over many reloads
         try:
             super().reap_workers()
         except HaltServer:

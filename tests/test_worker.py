@@ -301,6 +301,32 @@ def test_start_failure_stops_the_arbiter_with_exit_3_br06(
         assert events == ["start", "cleanup"]  # cleanup ran, post_start and stop did not
 
 
+def test_a_failed_worker_stop_makes_the_arbiter_exit_1(
+    servers: Callable[..., Server], tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers.txt"
+    server = servers(
+        hookweb_argv("scale_app:app", "--workers", "2", "--port", "0"),
+        clean_env(markers, SCALE_FAIL="cleanup"),
+    )
+    _, pids = serving_pids(server, 2)
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 1  # SPEC section 3: a stop step failed, as without --workers
+    failed = (
+        "hookweb: cleanup hook scale_app:close_pool failed:"
+        " ConnectionError: pool close timed out"
+    )
+    assert server.stderr.count(failed) == 2, server.stderr  # each worker logs it as it happens
+    summary = "hookweb: stopped with 1 failed stop step: " + failed.removeprefix("hookweb: ")
+    assert server.stderr.count(summary) == 2, server.stderr  # and sums up as the CLI does
+    shown = ", ".join(str(p) for p in sorted(pids))
+    assert server.stderr.endswith(
+        f"hookweb: the stop of worker pid {shown} failed or did not finish (see above): exit 1"
+    ), server.stderr
+    for pid in pids:
+        assert markers_by_pid(markers)[pid] == ["start", "post_start", "stop", "cleanup"]
+
+
 def test_bind_failure_exits_3_with_one_line(servers: Callable[..., Server]) -> None:
     import socket
 

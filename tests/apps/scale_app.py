@@ -1,7 +1,8 @@
 """Fixture app for the scale-out tests: worker pid in responses, markers, health, slow route.
 
 Markers (``<pid> <text>`` lines, see cli_markers) go to HOOKWEB_TEST_MARKERS.
-``SCALE_FAIL=pre_start`` makes the start fail; ``SCALE_START_DELAY`` slows the start.
+``SCALE_FAIL=pre_start`` makes the start fail, ``SCALE_FAIL=cleanup`` the stop;
+``SCALE_START_DELAY`` slows the start.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ async def deregister(app: App) -> None:
 @registry.cleanup
 async def close_pool(app: App) -> None:
     record("cleanup")
+    if os.environ.get("SCALE_FAIL") == "cleanup":
+        raise ConnectionError("pool close timed out")
 
 
 @registry.get("/")

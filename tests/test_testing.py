@@ -11,8 +11,10 @@ import gc
 import logging
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -725,6 +727,44 @@ async def test_br22_free_port_with_8080_taken_twenty_requests_port_released_on_e
         assert not listening_on(port)
     finally:
         blocker.close()
+
+
+def test_br22_under_pytest_xdist_with_4_workers_and_8080_taken() -> None:
+    """BR-22 step 4: the recommended tests (docs/testing.md) and the port test above,
+    in 4 xdist worker processes at once, with 8080 held: every test passes."""
+    root = Path(__file__).resolve().parent.parent
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", 8080))
+        blocker.listen()
+    except OSError:
+        pass  # something already holds 8080: just as good
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-n",
+                "4",
+                "-p",
+                "no:cacheprovider",
+                "tests/test_docs_testing_example.py",
+                "tests/test_testing.py::"
+                "test_br22_free_port_with_8080_taken_twenty_requests_port_released_on_exit",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        blocker.close()
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert re.fullmatch(r"\d+ passed in [\d.]+s.*", summary), summary
+    assert "error" not in summary.lower()
 
 
 # -- issue 4 item 7: isolation of the default registry ---------------------------------

@@ -272,14 +272,17 @@ async def serve(
     asked_to_stop = forced = False
     timed_out = ""  # what the stop was doing when it exceeded its bound
 
+    bound = opts.stop_bound()
+    start_timer: asyncio.TimerHandle | None = None
+
     def on_stop_timeout() -> None:
         nonlocal timed_out
         if not forced and not timed_out:
-            timed_out = run.stop_step
+            timed_out = run.stop_step or "the start"
             main.cancel()
 
     def on_signal(signame: str, drain: bool = True) -> None:
-        nonlocal asked_to_stop, forced, drain_for
+        nonlocal asked_to_stop, forced, drain_for, start_timer
         if phase == "serving" and drain and opts.drain_delay > 0:
             log.info(
                 "hookweb: %s: draining for %g s (health answers 503, requests are still"
@@ -295,6 +298,7 @@ async def serve(
         elif phase == "starting" and not asked_to_stop:
             log.info("hookweb: %s during start: cancelling the start and unwinding", signame)
             asked_to_stop = True
+            start_timer = loop.call_later(bound, on_stop_timeout)  # the unwinding is a stop
             main.cancel()
         elif phase == "serving":
             log.info(
@@ -333,7 +337,7 @@ async def serve(
                 },
             )
         except asyncio.CancelledError:
-            if not asked_to_stop or forced:
+            if not asked_to_stop or forced or timed_out:
                 raise
             main.uncancel()
             log.info("hookweb: stopped before serving")
@@ -361,7 +365,6 @@ async def serve(
                 pass
         phase = control.phase = "stopping"
         await _stop_accepting(run)
-        bound = opts.stop_bound()
         timer = loop.call_later(bound, on_stop_timeout)
         try:
             await run.stop()
@@ -393,6 +396,8 @@ async def serve(
         err._hookweb_exit = 1  # type: ignore[attr-defined]
         raise err from None
     finally:
+        if start_timer is not None:
+            start_timer.cancel()
         control.phase = "idle"
         control._handler = None
         app._trust_forwarded(trusted)

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support import APPS, WAIT, Proc, read_markers
+from tests.support import APPS, WAIT, Proc, read_markers, wait_marker
 
 CONNECTIONS = 32
 LOAD_SECONDS = 2.4  # the whole load, signal included
@@ -236,6 +236,29 @@ def test_stop_timeout_bounds_a_hook_without_timeout(
     assert "Traceback" not in proc.stderr
     assert stop_seconds < 5, stop_seconds
     print(f"\nhanging shutdown hook, --stop-timeout 1: exit 1 after {stop_seconds:.2f} s")
+
+
+def test_stop_timeout_bounds_the_unwinding_after_a_signal_during_start(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    proc = run_cli("rel_stop:start_hang_app", "--port", "0", "--stop-timeout", "1")
+    wait_marker(markers, "warm_cache started")
+    signalled = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 1
+    stop_seconds = time.monotonic() - signalled
+    assert read_markers(markers) == [
+        "connection opened",
+        "warm_cache started",
+        "connection closing",
+    ]
+    assert proc.lines == [
+        "hookweb: SIGTERM during start: cancelling the start and unwinding",
+        "hookweb: stop requested while pre_start hook rel_stop:warm_cache was running",
+        "hookweb: the stop took longer than stop_timeout (1 s): cancelled lifespan exit"
+        " rel_stop:connection; skipped the remaining stop steps: nothing",
+    ]
+    assert stop_seconds < 5, stop_seconds
 
 
 def test_stop_timeout_defaults_to_shutdown_timeout_plus_30() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 from cli_markers import record
 
@@ -91,3 +92,25 @@ async def close_files(app: App) -> None:
 
 
 hang_app = App(hang, name="hang_app")
+
+# A start that hangs, then an unwinding that hangs: the stop bound covers the unwinding.
+start_hang = Registry()
+
+
+@start_hang.lifespan
+async def connection(app: App) -> AsyncIterator[None]:
+    record("connection opened")
+    try:
+        yield
+    finally:
+        record("connection closing")
+        await asyncio.Event().wait()  # the peer never answers the goodbye
+
+
+@start_hang.pre_start
+async def warm_cache(app: App) -> None:
+    record("warm_cache started")
+    await asyncio.Event().wait()
+
+
+start_hang_app = App(start_hang, name="start_hang_app")

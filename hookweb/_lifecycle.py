@@ -23,6 +23,7 @@ from .errors import (
     HookCancelled,
     HookInterrupted,
     ResponsePrepareError,
+    StopTimeoutError,
     describe_exception,
     format_error,
     mark,
@@ -335,6 +336,18 @@ class Run:
             await self._stop_step(hook, lambda hook=hook: self._call(hook))  # type: ignore[misc]
         await self._close_websockets()
         self.stop_step = "waiting for in-flight requests"  # aiohttp does that next
+
+    def stop_timed_out(self, bound: float, cancelled: str) -> StopTimeoutError:
+        """The error for a stop cut short at ``bound`` seconds while doing ``cancelled``."""
+        skipped = ", ".join(self.skipped_steps()) or "nothing"
+        line = (
+            f"hookweb: the stop took longer than stop_timeout ({bound:g} s): cancelled"
+            f" {cancelled}; skipped the remaining stop steps: {skipped}"
+        )
+        err = StopTimeoutError(line.removeprefix("hookweb: "))
+        mark(err, line, brief=True)
+        err._hookweb_exit = 1  # type: ignore[attr-defined]
+        return err
 
     def skipped_steps(self) -> list[str]:
         """The stop hooks that have not begun (for the report of a cut-short stop)."""

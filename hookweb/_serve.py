@@ -376,15 +376,7 @@ async def serve(
             raise
         main.uncancel()
         if timed_out and not forced:
-            skipped = ", ".join(run.skipped_steps()) or "nothing"
-            line = (
-                f"hookweb: the stop took longer than stop_timeout ({bound:g} s): cancelled"
-                f" {timed_out}; skipped the remaining stop steps: {skipped}"
-            )
-            late = TimeoutError(line.removeprefix("hookweb: "))
-            mark(late, line, brief=True)
-            late._hookweb_exit = 1  # type: ignore[attr-defined]
-            raise late from None
+            raise run.stop_timed_out(bound, timed_out) from None
         err = RuntimeError(
             "stopped at once by a second signal; the remaining stop steps were skipped"
         )

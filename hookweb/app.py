@@ -362,7 +362,8 @@ class App(DecoratorsMixin):
         """``async with app.test_client() as client:`` -- the whole lifecycle, once.
 
         Yields an ``aiohttp.test_utils.TestClient`` on a real loopback port.
-        Options: ``hook_timeout``, ``shutdown_timeout`` and ClientSession kwargs.
+        Options: ``hook_timeout``, ``shutdown_timeout``, ``stop_timeout`` and
+        ClientSession kwargs (see docs/testing.md).
         """
         from .testing import TestClientContext
 

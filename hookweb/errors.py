@@ -21,6 +21,7 @@ __all__ = [
     "HookCancelled",
     "HookInterrupted",
     "ResponsePrepareError",
+    "StopTimeoutError",
     "format_error",
     "one_line",
 ]
@@ -60,6 +61,11 @@ class HookInterrupted(Exception):
 
 class HookCancelled(HookInterrupted):
     """A hook ended with a ``CancelledError`` that nobody asked for."""
+
+
+class StopTimeoutError(TimeoutError):
+    """The whole stop took longer than ``stop_timeout``: the step running was
+    cancelled and the remaining stop steps were skipped (both named in the message)."""
 
 
 class ResponsePrepareError(Exception):

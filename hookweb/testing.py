@@ -21,7 +21,8 @@ from yarl import URL
 
 from . import registry as _registry
 from ._lifecycle import Run
-from .errors import CleanupError, one_line
+from ._serve import STOP_TIMEOUT_MARGIN
+from .errors import CleanupError, StopTimeoutError, one_line
 from .registry import Registry, caller_location, check_timeout
 
 if TYPE_CHECKING:
@@ -66,12 +67,19 @@ class _Server(TestServer):
     __test__ = False
 
     def __init__(
-        self, app: App, *, hook_timeout: float | None, shutdown_timeout: float, where: str
+        self,
+        app: App,
+        *,
+        hook_timeout: float | None,
+        shutdown_timeout: float,
+        stop_timeout: float,
+        where: str,
     ) -> None:
         super().__init__(app._web_app, host="127.0.0.1", port=0)
         self.hookweb_app = app
         self._hook_timeout = hook_timeout
         self._shutdown_timeout = shutdown_timeout
+        self._stop_timeout = stop_timeout
         self._where = where
         self._run: Run | None = None
 
@@ -101,7 +109,11 @@ class _Server(TestServer):
             return
         self._closed = True
         self._root = None
-        await run.stop()
+        try:
+            async with asyncio.timeout(self._stop_timeout):
+                await run.stop()
+        except TimeoutError:
+            raise run.stop_timed_out(self._stop_timeout, run.stop_step or "the stop") from None
 
 
 class _Client(TestClient[web.Request, web.Application]):
@@ -170,12 +182,17 @@ class TestClientContext:
         *,
         hook_timeout: float | None = None,
         shutdown_timeout: float = 60.0,
+        stop_timeout: float | None = None,
         **client_kwargs: Any,
     ) -> None:
         check_timeout("test_client(hook_timeout=...)", hook_timeout)
+        check_timeout("test_client(stop_timeout=...)", stop_timeout)
         self._app = app
         self._hook_timeout = hook_timeout if hook_timeout is not None else app.hook_timeout
         self._shutdown_timeout = shutdown_timeout
+        self._stop_timeout = (
+            stop_timeout if stop_timeout is not None else shutdown_timeout + STOP_TIMEOUT_MARGIN
+        )
         self._client_kwargs = client_kwargs
         self._client: _Client | None = None
 
@@ -190,6 +207,7 @@ class TestClientContext:
             self._app,
             hook_timeout=self._hook_timeout,
             shutdown_timeout=self._shutdown_timeout,
+            stop_timeout=self._stop_timeout,
             where=f"a test client entered at {caller_location()}",
         )
         client = _Client(server, self._app.name, **self._client_kwargs)
@@ -220,6 +238,10 @@ class TestClientContext:
             exc.add_note(f"{stop_error.message} after the test body raised:")
             for sub in stop_error.exceptions:
                 exc.add_note(f"  {one_line(sub)}")
+        except StopTimeoutError as late:
+            if exc is None:
+                raise
+            exc.add_note(f"{one_line(late)} (after the test body raised)")
         finally:
             client._hookweb_exited = True
 

@@ -25,6 +25,7 @@ from yarl import URL
 
 import hookweb
 from hookweb import App, CleanupError, Registry
+from hookweb.errors import StopTimeoutError
 from hookweb.registry import default_registry
 from hookweb.testing import ClientFactory, isolated_registry
 
@@ -685,6 +686,64 @@ async def test_a_late_registration_names_the_test_that_built_the_app() -> None:
         @reg.pre_start
         def too_late(app: App) -> None:
             pass  # pragma: no cover
+
+
+# -- stop_timeout: a hanging stop hook fails the test instead of hanging it --------------
+
+
+async def test_stop_timeout_bounds_the_stop_and_names_what_it_cut_short() -> None:
+    rec: list[str] = []
+    reg = Registry()
+
+    @reg.shutdown
+    async def deregister(app: App) -> None:
+        rec.append("deregister")
+        if len(rec) == 1:  # hangs the first time only
+            await asyncio.Event().wait()
+
+    @reg.cleanup
+    def close_pool(app: App) -> None:
+        rec.append("close_pool")
+
+    app = App(reg)
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(StopTimeoutError) as info:
+        async with app.test_client(stop_timeout=0.3) as client:
+            assert (await client.get("/")).status == 404
+    assert asyncio.get_running_loop().time() - began < 3
+    name = "tests.test_testing:test_stop_timeout_bounds_the_stop_and_names_what_it_cut_short"
+    assert str(info.value) == (
+        "the stop took longer than stop_timeout (0.3 s): cancelled shutdown hook"
+        f" {name}.<locals>.deregister; skipped the remaining stop steps: cleanup hook"
+        f" {name}.<locals>.close_pool"
+    )
+    assert rec == ["deregister"]
+    assert not app.running and not listening_on(client.port or 0)
+    async with app.test_client() as again:  # the App can run again
+        assert (await again.get("/")).status == 404
+    assert rec == ["deregister", "deregister", "close_pool"]
+
+
+async def test_stop_timeout_after_the_body_raised_lets_the_body_error_through() -> None:
+    reg = Registry()
+
+    @reg.cleanup
+    async def close_pool(app: App) -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(KeyError) as info:
+        async with App(reg).test_client(stop_timeout=0.2):
+            raise KeyError("from the body")
+    (note,) = info.value.__notes__
+    assert note.startswith("hookweb: the stop took longer than stop_timeout (0.2 s): cancelled")
+    assert note.endswith(
+        "close_pool; skipped the remaining stop steps: nothing (after the test body raised)"
+    )
+
+
+def test_stop_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match=r"test_client\(stop_timeout=\.\.\.\)"):
+        App(Registry()).test_client(stop_timeout=0)
 
 
 # -- BR-22: free ports, held until exit, released after --------------------------------

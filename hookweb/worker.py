@@ -386,8 +386,9 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
             lines = (self._pending + chunk).split(b"\n")
             self._pending = lines.pop()
             for line in lines:
-                pid, _, code = line.decode().partition(" ")
-                self._exits[int(pid)] = int(code)
+                pid, _, code = line.partition(b" ")
+                if pid.isdigit() and code.lstrip(b"-").isdigit():
+                    self._exits[int(pid)] = int(code)
 
     def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
         stopping = set(self.WORKERS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .app import App
-from .errors import CleanupError
+from .errors import CleanupError, prune_traceback
 from .registry import Registry, _defaults
 from .security import security_headers
 
@@ -47,7 +47,11 @@ def run_app(app: Any, **options: Any) -> None:
     """
     from ._serve import run_app as serve_blocking  # imported when first served
 
-    serve_blocking(app, **options)
+    try:
+        serve_blocking(app, **options)
+    except Exception as exc:
+        prune_traceback(exc)  # an uncaught error shows the user's frames, not hookweb's
+        raise
 
 __all__ = [
     "App",

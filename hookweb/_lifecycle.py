@@ -154,9 +154,11 @@ class Run:
         self._tasks: list[asyncio.Task[None]] = []
         self._shutdown_done = False
         self._cleanup_done = False
-        #: What the stop is doing now, and which stop hooks it began (named in
-        #: the report when the whole stop exceeds its bound, see _serve.py).
-        self.stop_step = "stopping the listeners"
+        #: The start hook running now, what the stop is doing now ("" before it
+        #: begins), and which stop hooks it began: named in the report when the
+        #: stop (or the unwinding of a cancelled start) exceeds its bound.
+        self.start_step = ""
+        self.stop_step = ""
         self._stop_begun: set[int] = set()
         self.runner: web.AppRunner
 
@@ -223,6 +225,7 @@ class Run:
         task = asyncio.current_task()
         baseline = task.cancelling() if task is not None else 0
         for hook in hooks:
+            self.start_step = hook.label()
             try:
                 if hook.kind == LIFESPAN:
                     await self._enter(hook)
@@ -337,6 +340,10 @@ class Run:
         await self._close_websockets()
         self.stop_step = "waiting for in-flight requests"  # aiohttp does that next
 
+    def step_now(self) -> str:
+        """What the run is doing now: the stop step, else the start hook running."""
+        return self.stop_step or self.start_step or "the start"
+
     def stop_timed_out(self, bound: float, cancelled: str) -> StopTimeoutError:
         """The error for a stop cut short at ``bound`` seconds while doing ``cancelled``."""
         skipped = ", ".join(self.skipped_steps()) or "nothing"
@@ -441,6 +448,7 @@ class Run:
 
     async def stop(self) -> None:
         """Steps 6-7; raises CleanupError after every step ran, if some failed."""
+        self.stop_step = self.stop_step or "stopping the listeners"
         try:
             await self.runner.cleanup()
         finally:

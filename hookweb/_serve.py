@@ -195,8 +195,8 @@ async def _stop_accepting(run: Run) -> None:
        accepted in this iteration become transports while their server is still
        open (asyncio silently drops an accepted socket whose server is closed).
     3. Close the listeners, then wait until every connection that has not sent
-       its first request yet has: aiohttp's cleanup closes connections without
-       a request in progress.
+       its first request yet (or not finished its TLS handshake) has: aiohttp's
+       cleanup closes connections without a request in progress.
     All of it is bounded by ACCEPT_GRACE.
     """
     runner = getattr(run, "runner", None)
@@ -223,9 +223,12 @@ async def _stop_accepting(run: Run) -> None:
     server = runner.server
     if server is None:
         return
-    while loop.time() < deadline and any(
-        getattr(conn, "_request_count", 1) == 0 and conn.transport is not None
-        for conn in server.connections
+    while loop.time() < deadline and (
+        any(
+            getattr(conn, "_request_count", 1) == 0 and conn.transport is not None
+            for conn in server.connections
+        )
+        or getattr(server, "handshaking", None)  # TLS handshakes still in progress
     ):
         await asyncio.sleep(_POLL)
 
@@ -278,17 +281,23 @@ async def serve(
     def on_stop_timeout() -> None:
         nonlocal timed_out
         if not forced and not timed_out:
-            timed_out = run.stop_step or "the start"
+            timed_out = run.step_now()
             main.cancel()
+
+    # The Ctrl+C hints hold where this process handles the signals itself, not in a
+    # gunicorn worker (its arbiter decides what a second signal does).
+    to_end_drain = " (press Ctrl+C again to end the drain)" if handle_signals else ""
+    to_stop_now = " (press Ctrl+C again to stop at once)" if handle_signals else ""
 
     def on_signal(signame: str, drain: bool = True) -> None:
         nonlocal asked_to_stop, forced, drain_for, start_timer
         if phase == "serving" and drain and opts.drain_delay > 0:
             log.info(
                 "hookweb: %s: draining for %g s (health answers 503, requests are still"
-                " served), then stopping gracefully (press Ctrl+C again to end the drain)",
+                " served), then stopping gracefully%s",
                 signame,
                 opts.drain_delay,
+                to_end_drain,
             )
             drain_for = opts.drain_delay
             stop.set()
@@ -301,9 +310,7 @@ async def serve(
             start_timer = loop.call_later(bound, on_stop_timeout)  # the unwinding is a stop
             main.cancel()
         elif phase == "serving":
-            log.info(
-                "hookweb: %s: stopping gracefully (press Ctrl+C again to stop at once)", signame
-            )
+            log.info("hookweb: %s: stopping gracefully%s", signame, to_stop_now)
             stop.set()
         elif not forced:
             log.warning(
@@ -345,6 +352,12 @@ async def serve(
             if error is not None:
                 raise error from None
             return
+        if start_timer is not None:  # a stop was asked for, but the start finished
+            start_timer.cancel()  # (a start hook swallowed the cancel): stop now
+            if main.cancelling():
+                main.uncancel()
+            log.info("hookweb: the start finished although a stop was asked for: stopping")
+            stop.set()
         phase = control.phase = "serving"
         log.info(
             "hookweb: serving %s on %s (%s)",

@@ -140,8 +140,20 @@ class RequestHandler(GracefulRequestHandler):
 class Server(web.Server):
     handler_class: type[GracefulRequestHandler] = RequestHandler
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Connections accepted whose protocol is not connected yet: a TLS handshake
+        #: in progress (aiohttp's ``connections`` has them only once it is done).
+        self.handshaking: weakref.WeakSet[_AiohttpRequestHandler] = weakref.WeakSet()
+
     def __call__(self) -> GracefulRequestHandler:
-        return self.handler_class(self, loop=self._loop, **self._kwargs)
+        handler = self.handler_class(self, loop=self._loop, **self._kwargs)
+        self.handshaking.add(handler)
+        return handler
+
+    def connection_made(self, handler: _AiohttpRequestHandler, transport: Any) -> None:
+        self.handshaking.discard(handler)
+        super().connection_made(handler, transport)
 
 
 class GracefulServer(Server):

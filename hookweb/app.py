@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import registry as _registry
 from ._lifecycle import Plan, Run, prepare_signal
+from .errors import prune_traceback
 from .registry import (
     CLEANUP,
     POST_START,
@@ -356,7 +357,11 @@ class App(DecoratorsMixin):
         """Serve until SIGINT/SIGTERM (blocking). Options as for :func:`hookweb.run_app`."""
         from ._serve import run_app
 
-        run_app(self, **options)
+        try:
+            run_app(self, **options)
+        except Exception as exc:
+            prune_traceback(exc)  # an uncaught error shows the user's frames, not hookweb's
+            raise
 
     def test_client(self, **options: Any) -> TestClientContext:
         """``async with app.test_client() as client:`` -- the whole lifecycle, once.

@@ -109,11 +109,25 @@ class _Server(TestServer):
             return
         self._closed = True
         self._root = None
+        cancelled = ""
+
+        def on_timeout(stopping: asyncio.Task[Any]) -> None:
+            nonlocal cancelled
+            cancelled = run.step_now()
+            stopping.cancel()
+
+        task = asyncio.current_task()
+        assert task is not None
+        timer = asyncio.get_running_loop().call_later(self._stop_timeout, on_timeout, task)
         try:
-            async with asyncio.timeout(self._stop_timeout):
-                await run.stop()
-        except TimeoutError:
-            raise run.stop_timed_out(self._stop_timeout, run.stop_step or "the stop") from None
+            await run.stop()
+        except asyncio.CancelledError:
+            if not cancelled:
+                raise
+            task.uncancel()
+            raise run.stop_timed_out(self._stop_timeout, cancelled) from None
+        finally:
+            timer.cancel()
 
 
 class _Client(TestClient[web.Request, web.Application]):

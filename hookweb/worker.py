@@ -152,7 +152,7 @@ class GunicornWorker(base.Worker):  # type: ignore[misc]
                 signal.signal(sig, signal.SIG_IGN)
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
-        _report_exit(getattr(self.app, "hookweb_status_fd", None), self.exit_code)
+        _report_exit(getattr(self.app, "hookweb_status_fd", None), self.age, self.exit_code)
         sys.exit(self.exit_code)
 
     async def _life(self) -> None:
@@ -345,12 +345,15 @@ def _report_target_error(err: TargetError) -> None:
 # -- python -m hookweb --workers N ------------------------------------------------------
 
 
-def _report_exit(fd: int | None, code: int) -> None:
-    """Tell hookweb's arbiter (``--workers``) how this worker ended: ``"<pid> <code>\\n"``."""
+def _report_exit(fd: int | None, age: int, code: int) -> None:
+    """Tell hookweb's arbiter (``--workers``) how this worker ended.
+
+    One line ``"<pid> <age> <exit code>"``; gunicorn's worker age tells a reused pid apart.
+    """
     if fd is None:
         return
     try:
-        os.write(fd, f"{os.getpid()} {code}\n".encode())
+        os.write(fd, f"{os.getpid()} {age} {code}\n".encode())
     except OSError:  # the arbiter is gone, or the pipe is full: never block an exit
         pass
 
@@ -360,19 +363,20 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
 
     gunicorn's own arbiter exits 0 after a SIGTERM even when a worker's stop hooks
     failed. Each worker writes its exit code to a pipe (:func:`_report_exit`); the
-    workers alive when the arbiter halts must all report 0, else the exit status is 1,
-    as for one process (SPEC section 3). Workers replaced earlier (SIGHUP) are logged
-    by gunicorn and do not change the final status.
+    workers alive when the arbiter's stop began (SIGTERM, SIGINT, SIGQUIT) must all
+    report 0, else the exit status is 1, as for one process (SPEC section 3). Workers
+    replaced earlier (SIGHUP) are logged by gunicorn and do not change the final status.
     """
 
     _halting = False
+    _stopping: set[tuple[int, int]] | None = None  # (pid, age) of the workers at the stop
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
         self._status_read, app.hookweb_status_fd = os.pipe()
         os.set_blocking(self._status_read, False)
         os.set_blocking(app.hookweb_status_fd, False)
-        self._exits: dict[int, int] = {}
+        self._exits: dict[tuple[int, int], int] = {}
         self._pending = b""
 
     def _read_exits(self) -> None:
@@ -386,18 +390,24 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
             lines = (self._pending + chunk).split(b"\n")
             self._pending = lines.pop()
             for line in lines:
-                pid, _, code = line.partition(b" ")
-                if pid.isdigit() and code.lstrip(b"-").isdigit():
-                    self._exits[int(pid)] = int(code)
+                fields = line.split()
+                if len(fields) == 3 and all(f.lstrip(b"-").isdigit() for f in fields):
+                    pid, age, code = (int(f) for f in fields)
+                    self._exits[(pid, age)] = code
+
+    def stop(self, graceful: bool = True) -> None:
+        if self._stopping is None:  # the first stop: SIGQUIT stops before halt() runs
+            self._stopping = {(pid, worker.age) for pid, worker in self.WORKERS.items()}
+        super().stop(graceful)
 
     def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
-        stopping = set(self.WORKERS)
         self._halting = True
         try:
             super().halt(reason, exit_status)
         except SystemExit as exc:
             self._read_exits()
-            unclean = sorted(p for p in stopping if self._exits.get(p) != 0)
+            stopping = self._stopping or set()
+            unclean = sorted(pid for pid, age in stopping if self._exits.get((pid, age)) != 0)
             if exc.code == 0 and unclean:
                 pids = ", ".join(str(p) for p in unclean)
                 print(

@@ -14,6 +14,11 @@ import time
 from pathlib import Path
 
 APPS = Path(__file__).parent / "apps"
+#: hookweb's own package directory and aiohttp's, with a trailing separator: a traceback
+#: line naming a file under them is a framework frame. (Not "hookweb/": the clone itself
+#: may live in a directory called hookweb.)
+HOOKWEB_DIR = str(Path(__import__("hookweb").__file__).parent) + os.sep
+AIOHTTP_DIR = str(Path(__import__("aiohttp").__file__).parent) + os.sep
 SERVING = re.compile(r"hookweb: serving (\S+) on (https?)://(\S+?) \(Ctrl\+C to quit\)")
 WAIT = 15.0  # upper bound for any single wait; real cases take well under a second
 

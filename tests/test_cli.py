@@ -8,9 +8,7 @@ errors and ``--check`` run in-process through ``hookweb.cli.main``.
 from __future__ import annotations
 
 import concurrent.futures
-import datetime
 import http.client
-import ipaddress
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ import hookweb
 from hookweb import cli
 from tests.support import (
     APPS,
+    HOOKWEB_DIR,
     WAIT,
     Proc,
     can_connect,
@@ -194,43 +193,6 @@ def test_unix_socket(run_cli: Callable[..., Proc], tmp_path: Path) -> None:
     assert data.endswith(b"\r\n\r\nsub")
     proc.signal(signal.SIGINT)
     assert proc.wait() == 0
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return certfile, keyfile
 
 
 def test_tls_with_options_from_environment(
@@ -559,7 +521,7 @@ def test_users_own_import_error_is_shown_with_traceback_br23(
     )
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == cause
-    assert "hookweb/" not in err and "importlib" not in err
+    assert HOOKWEB_DIR not in err and "importlib" not in err
     assert "has no attribute" not in err and name  # never the short "not found" message
 
 

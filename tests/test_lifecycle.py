@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hookweb import App, CleanupError, Registry
 from hookweb._serve import make_options, serve
 from hookweb.errors import HookCancelled, HookInterrupted
+from tests.support import HOOKWEB_DIR
 
 
 @pytest.fixture
@@ -622,7 +623,7 @@ async def test_stop_failures_are_logged_with_the_users_traceback(
     )
     assert lines[1] == "Traceback (most recent call last):"
     assert "test_lifecycle.py" in lines[2] and "close_pool" in lines[2]
-    assert not any("hookweb/" in line or "asyncio/" in line for line in lines)
+    assert not any(HOOKWEB_DIR in line or "asyncio/" in line for line in lines)
     assert lines[-1] == "ConnectionResetError: peer went away"
 
 

@@ -261,6 +261,39 @@ def test_stop_timeout_bounds_the_unwinding_after_a_signal_during_start(
     assert stop_seconds < 5, stop_seconds
 
 
+def test_a_start_that_swallows_the_stop_signal_is_stopped_gracefully(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    proc = run_cli("rel_stop:swallow_app", "--port", "0", "--stop-timeout", "2")
+    wait_marker(markers, "connect started")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert read_markers(markers) == ["connect started", "connect gave up", "shutdown", "cleanup"]
+    assert proc.lines[:2] == [
+        "hookweb: SIGTERM during start: cancelling the start and unwinding",
+        "hookweb: the start finished although a stop was asked for: stopping",
+    ]
+    assert proc.lines[-1] == "hookweb: stopped"
+
+
+def test_stop_timeout_names_a_start_hook_that_ignores_the_cancel(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    proc = run_cli("rel_stop:stubborn_start_app", "--port", "0", "--stop-timeout", "1")
+    wait_marker(markers, "wait_for_leader started")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 1
+    assert read_markers(markers) == [
+        "wait_for_leader started",
+        "wait_for_leader ignored the cancel",
+        "cleanup",  # the unwinding still ran
+    ]
+    assert proc.lines[-1] == (
+        "hookweb: the stop took longer than stop_timeout (1 s): cancelled pre_start hook"
+        " rel_stop:wait_for_leader; skipped the remaining stop steps: nothing"
+    )
+
+
 def test_stop_timeout_defaults_to_shutdown_timeout_plus_30() -> None:
     from hookweb._serve import ServeOptions
 

@@ -7,7 +7,9 @@ with a real listening socket on 127.0.0.1:
   connection, before the accepted socket became a transport (asyncio drops such
   a socket silently when its server is already closed: the client sees a reset);
 - the stop begins while the connection still waits in the kernel's accept queue
-  (closing the only listening socket resets it).
+  (closing the only listening socket resets it);
+- with TLS, the stop begins after the accept, before the client's handshake
+  (aiohttp lists a connection only once its handshake is done).
 
 The interleavings are those of asyncio's selector loop, where both failed
 before ``_stop_accepting`` handled them. The same scenarios also run on uvloop (the loop
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -29,21 +33,37 @@ from hookweb._serve import StopControl, loop_factory, make_options, serve
 REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
 
-async def served_while_stopping(stop_after_accept: bool) -> bytes:
+def serving_app(events: list[str] | None = None) -> App:
+    """GET / answers "served"; ``events`` records the request and the cleanup hook."""
+    seen = events if events is not None else []
     reg = Registry()
 
     @reg.get("/")
     async def index(request: web.Request) -> web.Response:
+        seen.append("request")
         return web.Response(text="served")
 
-    app = App(registry=reg)
+    @reg.cleanup
+    def close(app: App) -> None:
+        seen.append("cleanup")
+
+    return App(registry=reg)
+
+
+async def start(app: App, **options: object) -> tuple[asyncio.Task[None], StopControl]:
     control = StopControl()
     serving = asyncio.Event()
-    options = make_options({"port": 0, "access_log": False})
+    opts = make_options({"port": 0, "access_log": False, **options})
     task = asyncio.create_task(
-        serve(app, options, handle_signals=False, control=control, on_serving=serving.set)
+        serve(app, opts, handle_signals=False, control=control, on_serving=serving.set)
     )
     await asyncio.wait_for(serving.wait(), 5)
+    return task, control
+
+
+async def served_while_stopping(stop_after_accept: bool) -> bytes:
+    app = serving_app()
+    task, control = await start(app)
     host, port = app.addresses[0][:2]
     loop = asyncio.get_running_loop()
     # Blocking connect and send while the loop is not running: the connection
@@ -86,3 +106,41 @@ def test_a_connection_accepted_as_the_stop_begins_is_served(loop: str) -> None:
 def test_a_connection_waiting_in_the_accept_queue_as_the_stop_begins_is_served(loop: str) -> None:
     data = served_on(loop, stop_after_accept=False)
     assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nserved"), data
+
+
+async def served_after_a_late_handshake(
+    certfile: Path, keyfile: Path, events: list[str]
+) -> bytes:
+    app = serving_app(events)
+    task, control = await start(app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
+    host, port = app.addresses[0][:2]
+    client = socket.create_connection((host, port))
+    try:
+        await asyncio.sleep(0.1)  # accepted; the client has not begun its handshake
+        control.request("SIGTERM")
+        await asyncio.sleep(0.1)  # the stop is under way: the listener is closed
+        context = ssl.create_default_context(cafile=str(certfile))
+        reader, writer = await asyncio.open_connection(
+            sock=client, ssl=context, server_hostname="127.0.0.1"
+        )
+        writer.write(REQUEST)
+        async with asyncio.timeout(5):
+            data = await reader.read()
+        writer.close()
+    finally:
+        client.close()
+        await asyncio.wait_for(task, 5)
+    return data
+
+
+@LOOPS
+def test_a_tls_connection_accepted_before_the_stop_finishes_its_handshake_and_is_served(
+    loop: str, certificate: tuple[Path, Path]
+) -> None:
+    events: list[str] = []
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        data = runner.run(served_after_a_late_handshake(*certificate, events))
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nserved"), data
+    # Served as part of the graceful stop, not by a connection the stop forgot: a
+    # process would have exited after the cleanup hooks, dropping it.
+    assert events == ["request", "cleanup"]

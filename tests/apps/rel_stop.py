@@ -114,3 +114,49 @@ async def warm_cache(app: App) -> None:
 
 
 start_hang_app = App(start_hang, name="start_hang_app")
+
+# A start hook that swallows the cancel of a stop signal and returns: the start finishes.
+swallow = Registry()
+
+
+@swallow.pre_start
+async def connect_with_retries(app: App) -> None:
+    record("connect started")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        record("connect gave up")  # a client library that treats a cancel as "stop retrying"
+
+
+@swallow.shutdown
+def swallow_shutdown(app: App) -> None:
+    record("shutdown")
+
+
+@swallow.cleanup
+def swallow_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+swallow_app = App(swallow, name="swallow_app")
+
+# A start hook that ignores the cancel and goes on waiting: only the stop bound ends it.
+stubborn_start = Registry()
+
+
+@stubborn_start.pre_start
+async def wait_for_leader(app: App) -> None:
+    record("wait_for_leader started")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        record("wait_for_leader ignored the cancel")
+        await asyncio.sleep(3600)
+
+
+@stubborn_start.cleanup
+def stubborn_start_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+stubborn_start_app = App(stubborn_start, name="stubborn_start_app")

@@ -241,7 +241,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     for opt in OPTIONS:
         default = opt.default_value
-        shown = "" if default in (None, False) or opt.kind != "value" else f"default: {default}; "
+        # "is", not "in (None, False)": 0.0 == False, and a default of 0 is worth showing.
+        shown = ""
+        if opt.kind == "value" and default is not None and default is not False:
+            text = f"{default:g}" if isinstance(default, float) else str(default)
+            shown = f"default: {text}; "
         if opt.kind == "toggle":
             shown = f"default: {'on' if default else 'off'}; "
         if opt.shown_default is not None:

@@ -658,6 +658,8 @@ def test_help_documents_defaults_and_environment(
     assert cli.main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: 127.0.0.1" in text
+    assert "default: 60; env HOOKWEB_SHUTDOWN_TIMEOUT" in text
+    assert "default: 0; env HOOKWEB_DRAIN_DELAY" in text  # a default of 0 is shown too
     for opt in cli.OPTIONS:
         assert opt.flag in text and opt.env in text
     assert "--no-access-log" in text and "--version" in text

@@ -365,9 +365,16 @@ def bars(report: dict[str, Any], rows: dict[str, Row]) -> list[Bar]:
         )
     st = report.get("startup", {})
     if "import_ms" in st:
-        diff = st["import_ms"]["hookweb"] - st["import_ms"]["aiohttp.web"]
+        imports = st["import_ms"]
+        diff = imports["hookweb"] - imports["aiohttp.web"]
+        own = imports.get("hookweb after aiohttp.web", diff)
         out.append(
-            Bar("import hookweb - import aiohttp.web (ms)", f"{diff:+.1f}", "<= 15", diff <= 15)
+            Bar(
+                "import hookweb - import aiohttp.web (ms)",
+                f"+{own:.1f} (the two medians: {diff:+.1f})",
+                "<= 15",
+                own <= 15,
+            )
         )
     for key in ("hookweb", "hookweb-auto"):
         if key in st.get("first_200_ms", {}):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -763,7 +764,9 @@ def listening_on(port: int) -> bool:
     return False
 
 
-async def test_br22_free_port_with_8080_taken_twenty_requests_port_released_on_exit() -> None:
+@contextmanager
+def holding_8080() -> Iterator[None]:
+    """Port 8080 is taken for the block (by us, or by whatever held it already)."""
     blocker = socket.socket()
     try:
         blocker.bind(("127.0.0.1", 8080))
@@ -771,6 +774,13 @@ async def test_br22_free_port_with_8080_taken_twenty_requests_port_released_on_e
     except OSError:
         pass  # something already holds 8080: just as good
     try:
+        yield
+    finally:
+        blocker.close()
+
+
+async def test_br22_free_port_with_8080_taken_twenty_requests_port_released_on_exit() -> None:
+    with holding_8080():
         rec: list[str] = []
         app, counts = counting_app(rec)
         async with app.test_client() as client:
@@ -784,21 +794,13 @@ async def test_br22_free_port_with_8080_taken_twenty_requests_port_released_on_e
             assert listening_on(port)
         assert counts == ONCE
         assert not listening_on(port)
-    finally:
-        blocker.close()
 
 
 def test_br22_under_pytest_xdist_with_4_workers_and_8080_taken() -> None:
     """BR-22 step 4: the recommended tests (docs/testing.md) and the port test above,
     in 4 xdist worker processes at once, with 8080 held: every test passes."""
     root = Path(__file__).resolve().parent.parent
-    blocker = socket.socket()
-    try:
-        blocker.bind(("127.0.0.1", 8080))
-        blocker.listen()
-    except OSError:
-        pass  # something already holds 8080: just as good
-    try:
+    with holding_8080():
         done = subprocess.run(
             [
                 sys.executable,
@@ -818,8 +820,6 @@ def test_br22_under_pytest_xdist_with_4_workers_and_8080_taken() -> None:
             text=True,
             timeout=120,
         )
-    finally:
-        blocker.close()
     summary = done.stdout.strip().splitlines()[-1]
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert re.fullmatch(r"\d+ passed in [\d.]+s.*", summary), summary

@@ -56,6 +56,8 @@ CANCEL_GRACE = 1.0
 class GracefulRequestHandler(_AiohttpRequestHandler):
     """aiohttp's handler with a stop that waits ``shutdown_timeout`` once."""
 
+    _hookweb_unparsable: BaseException | None = None  # the parser's error being answered
+
     async def shutdown(self, timeout: float | None = 15.0) -> None:
         # aiohttp's own shutdown waits `timeout` for the handler, then "cancels"
         # the request (which only fails its body stream: a handler awaiting
@@ -92,8 +94,9 @@ class GracefulRequestHandler(_AiohttpRequestHandler):
             return
         # A request aiohttp cannot parse is the client's error, answered with a
         # 400: one line at WARNING (the traceback only at DEBUG), so garbage
-        # input cannot flood the log with tracebacks.
-        if isinstance(exc, HttpProcessingError) and exc.code < 500:
+        # input cannot flood the log with tracebacks. (Only the parser's error: the
+        # same exception class raised by a handler is a 500, logged as aiohttp does.)
+        if isinstance(exc, HttpProcessingError) and exc is self._hookweb_unparsable:
             peer = args[1] if len(args) > 1 else None
             self.logger.warning("Bad request from %s: %s %s", peer, exc.code, _one_line(exc))
             self.logger.debug(*args, **kw)
@@ -109,6 +112,7 @@ class GracefulRequestHandler(_AiohttpRequestHandler):
         app = getattr(self._request_handler, "__self__", None)
 
         async def error_handler(request: web.BaseRequest) -> web.StreamResponse:
+            self._hookweb_unparsable = getattr(err_info, "exc", None)  # see log_exception
             response: web.StreamResponse = await handler(request)
             if (
                 isinstance(app, web.Application)

@@ -8,6 +8,7 @@ import re
 
 import pytest
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from hookweb import App, Registry, security_headers
 from hookweb._serve import ServeOptions
@@ -33,6 +34,10 @@ def make_app(**aiohttp_kwargs: object) -> App:
     @reg.post("/echo")
     async def echo(request: web.Request) -> web.Response:
         return web.Response(text=f"{len(await request.read())} bytes")
+
+    @reg.get("/parse-in-handler")
+    async def parse_in_handler(request: web.Request) -> web.Response:
+        raise BadHttpMessage("the handler's own parser failed")
 
     @reg.get("/own")
     async def own(request: web.Request) -> web.Response:
@@ -151,6 +156,19 @@ async def test_a_malformed_request_logs_one_warning_line_and_its_traceback_at_de
         ("WARNING", "Bad request from 127.0.0.1: 400 Invalid header token: b'Bad Header'", False),
         ("DEBUG", "Error handling request from 127.0.0.1", True),
     ]
+
+
+async def test_the_same_error_raised_by_a_handler_is_a_500_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    async with make_app().test_client() as client:
+        response = await client.get("/parse-in-handler")
+        assert response.status == 500
+    logged = [
+        (r.levelname, r.exc_info is not None) for r in caplog.records if r.name == "aiohttp.server"
+    ]
+    assert logged == [("ERROR", True)]  # aiohttp's own report: the server's bug, not the client's
 
 
 async def test_aiohttp_limits_from_handler_args_are_kept(

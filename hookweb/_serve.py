@@ -210,8 +210,12 @@ async def _stop_accepting(run: Run) -> None:
         with selectors.DefaultSelector() as queued:
             for fd in fds:
                 queued.register(fd, selectors.EVENT_READ)
+            spins = 0
             while queued.select(0) and loop.time() < deadline:
-                await asyncio.sleep(0)
+                # A few loop iterations accept what is queued; if it stays queued (the
+                # loop cannot accept: out of file descriptors), poll instead of spinning.
+                spins += 1
+                await asyncio.sleep(0 if spins <= 100 else _POLL)
     if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
         # uvloop makes the transport in the accept callback itself: no window there.
         for fd in fds:

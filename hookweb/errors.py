@@ -154,8 +154,12 @@ def prune_traceback(exc: BaseException) -> None:
         if not is_internal_file(tb.tb_frame.f_code.co_filename):
             kept.append(tb)
         tb = tb.tb_next
-    for current, following in zip(kept, [*kept[1:], None], strict=True):
+    # Relink the kept entries; none kept (the error came from hookweb's own frames
+    # only) leaves no traceback, and the caller's frames are added as it propagates.
+    for current, following in zip(kept, kept[1:], strict=False):
         current.tb_next = following
+    if kept:
+        kept[-1].tb_next = None
     exc.__traceback__ = kept[0] if kept else None
 
 

@@ -10,11 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+import hookweb
+from hookweb import App, Registry
 
 SCRIPT = Path(__file__).parent / "scripts" / "served.py"
 
@@ -176,3 +180,25 @@ def test_an_empty_host_is_refused_never_all_interfaces(
     monkeypatch.setenv("HOOKWEB_HOST", "")
     assert cli.main(["tests.scripts.served:reg", "--port", "0"]) == 2
     assert capsys.readouterr().err == message + "\n"
+
+
+# -- misuse of run_app / App.run: the error, with the caller's frames only ---------------
+
+
+def frames_of(exc: BaseException) -> list[str]:
+    return [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
+
+
+def test_run_app_misuse_errors_show_only_the_callers_frames() -> None:
+    with pytest.raises(TypeError, match="unknown run option 'prot'") as unknown:
+        hookweb.run_app(App(Registry()), prot=0)
+    with pytest.raises(TypeError, match=r"takes a hookweb\.App, got object") as not_app:
+        hookweb.run_app(object())
+    assert frames_of(unknown.value) == frames_of(not_app.value) == [__file__]
+
+
+async def test_run_inside_a_running_loop_says_to_use_the_test_client() -> None:
+    for run in (lambda: hookweb.run_app(App(Registry())), lambda: App(Registry()).run()):
+        with pytest.raises(RuntimeError, match="in async code use 'async with") as info:
+            run()
+        assert set(frames_of(info.value)) == {__file__}

@@ -159,6 +159,9 @@ class Run:
         #: stop (or the unwinding of a cancelled start) exceeds its bound.
         self.start_step = ""
         self.stop_step = ""
+        #: A stop signal came during the start (set by the runner that handles signals):
+        #: no further start step begins, even if the one running swallowed the cancel.
+        self.stop_requested = False
         self._stop_begun: set[int] = set()
         self.runner: web.AppRunner
 
@@ -225,6 +228,7 @@ class Run:
         task = asyncio.current_task()
         baseline = task.cancelling() if task is not None else 0
         for hook in hooks:
+            self._check_stop_requested()
             self.start_step = hook.label()
             try:
                 if hook.kind == LIFESPAN:
@@ -241,6 +245,10 @@ class Run:
             except BaseException as exc:
                 mark(exc, _failure_line(hook, exc), brief=False)
                 raise
+
+    def _check_stop_requested(self) -> None:
+        if self.stop_requested:
+            raise asyncio.CancelledError("hookweb: a stop was asked for during the start")
 
     async def unwind(self, exc: BaseException) -> None:
         """After a failed start: run every cleanup step; note failures on ``exc``."""
@@ -417,12 +425,14 @@ class Run:
             except BaseException:
                 await self.runner.cleanup()
                 raise
+            self._check_stop_requested()
             for site in make_sites(self.runner):
                 try:
                     await site.start()
-                except OSError as exc:
-                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                    mark(exc, f"hookweb: cannot listen on {site.name}: {reason}", brief=True)
+                except BaseException as exc:  # a bind failure, or a stop signal meanwhile
+                    if isinstance(exc, OSError):
+                        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                        mark(exc, f"hookweb: cannot listen on {site.name}: {reason}", brief=True)
                     await self._stop_after_failure(exc)
                     raise
             self.bound = True

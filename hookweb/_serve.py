@@ -310,7 +310,7 @@ async def serve(
             end_drain.set()
         elif phase == "starting" and not asked_to_stop:
             log.info("hookweb: %s during start: cancelling the start and unwinding", signame)
-            asked_to_stop = True
+            asked_to_stop = run.stop_requested = True
             start_timer = loop.call_later(bound, on_stop_timeout)  # the unwinding is a stop
             main.cancel()
         elif phase == "serving":

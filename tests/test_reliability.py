@@ -261,14 +261,46 @@ def test_stop_timeout_bounds_the_unwinding_after_a_signal_during_start(
     assert stop_seconds < 5, stop_seconds
 
 
-def test_a_start_that_swallows_the_stop_signal_is_stopped_gracefully(
+def test_no_start_step_begins_after_a_stop_signal_even_if_one_swallowed_it(
     run_cli: Callable[..., Proc], markers: Path
 ) -> None:
     proc = run_cli("rel_stop:swallow_app", "--port", "0", "--stop-timeout", "2")
     wait_marker(markers, "connect started")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
-    assert read_markers(markers) == ["connect started", "connect gave up", "shutdown", "cleanup"]
+    # warm_cache never began, nothing was bound (no shutdown hook); cleanup ran.
+    assert read_markers(markers) == ["connect started", "connect gave up", "cleanup"]
+    assert proc.lines == [
+        "hookweb: SIGTERM during start: cancelling the start and unwinding",
+        "hookweb: stopped before serving",
+    ]
+
+
+def test_a_stop_signal_while_the_sockets_are_bound_still_runs_the_cleanup_hooks(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    proc = run_cli("rel_stop:signal_at_bind_app", "--port", "0")
+    assert proc.wait() == 0
+    assert read_markers(markers) == ["pre_start", "cleanup"]
+    assert proc.lines == [
+        "hookweb: SIGTERM during start: cancelling the start and unwinding",
+        "hookweb: stopped before serving",
+    ]
+
+
+def test_a_last_post_start_hook_that_swallows_the_stop_signal_is_stopped_gracefully(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    proc = run_cli("rel_stop:swallow_last_app", "--port", "0", "--stop-timeout", "2")
+    wait_marker(markers, "register started")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert read_markers(markers) == [
+        "register started",
+        "register gave up",
+        "shutdown",
+        "cleanup",
+    ]
     assert proc.lines[:2] == [
         "hookweb: SIGTERM during start: cancelling the start and unwinding",
         "hookweb: the start finished although a stop was asked for: stopping",

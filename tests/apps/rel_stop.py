@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 
 from cli_markers import record
@@ -115,7 +117,7 @@ async def warm_cache(app: App) -> None:
 
 start_hang_app = App(start_hang, name="start_hang_app")
 
-# A start hook that swallows the cancel of a stop signal and returns: the start finishes.
+# Start hooks that swallow the cancel of a stop signal and return.
 swallow = Registry()
 
 
@@ -126,6 +128,11 @@ async def connect_with_retries(app: App) -> None:
         await asyncio.sleep(30)
     except asyncio.CancelledError:
         record("connect gave up")  # a client library that treats a cancel as "stop retrying"
+
+
+@swallow.pre_start
+def warm_cache(app: App) -> None:
+    record("warm_cache")  # must not begin once a stop was asked for
 
 
 @swallow.shutdown
@@ -139,6 +146,30 @@ def swallow_cleanup(app: App) -> None:
 
 
 swallow_app = App(swallow, name="swallow_app")
+
+swallow_last = Registry()
+
+
+@swallow_last.post_start
+async def register_with_retries(app: App) -> None:
+    record("register started")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        record("register gave up")
+
+
+@swallow_last.shutdown
+def swallow_last_shutdown(app: App) -> None:
+    record("shutdown")
+
+
+@swallow_last.cleanup
+def swallow_last_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+swallow_last_app = App(swallow_last, name="swallow_last_app")
 
 # A start hook that ignores the cancel and goes on waiting: only the stop bound ends it.
 stubborn_start = Registry()
@@ -160,3 +191,20 @@ def stubborn_start_cleanup(app: App) -> None:
 
 
 stubborn_start_app = App(stubborn_start, name="stubborn_start_app")
+
+# A stop signal that lands while the listening sockets are being set up.
+signal_at_bind = Registry()
+
+
+@signal_at_bind.pre_start
+def send_sigterm_to_self(app: App) -> None:
+    record("pre_start")
+    os.kill(os.getpid(), signal.SIGTERM)  # handled at the loop's next turn: the bind
+
+
+@signal_at_bind.cleanup
+def signal_at_bind_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+signal_at_bind_app = App(signal_at_bind, name="signal_at_bind_app")

@@ -8,6 +8,7 @@ with hookweb's and asyncio's frames left out.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import traceback
 from collections.abc import Sequence
@@ -156,7 +157,7 @@ def prune_traceback(exc: BaseException) -> None:
         tb = tb.tb_next
     # Relink the kept entries; none kept (the error came from hookweb's own frames
     # only) leaves no traceback, and the caller's frames are added as it propagates.
-    for current, following in zip(kept, kept[1:], strict=False):
+    for current, following in itertools.pairwise(kept):
         current.tb_next = following
     if kept:
         kept[-1].tb_next = None

@@ -268,7 +268,7 @@ def test_no_start_step_begins_after_a_stop_signal_even_if_one_swallowed_it(
     wait_marker(markers, "connect started")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
-    # warm_cache never began, nothing was bound (no shutdown hook); cleanup ran.
+    # load_settings never began, nothing was bound (no shutdown hook); cleanup ran.
     assert read_markers(markers) == ["connect started", "connect gave up", "cleanup"]
     assert proc.lines == [
         "hookweb: SIGTERM during start: cancelling the start and unwinding",

@@ -131,8 +131,8 @@ async def connect_with_retries(app: App) -> None:
 
 
 @swallow.pre_start
-def warm_cache(app: App) -> None:
-    record("warm_cache")  # must not begin once a stop was asked for
+def load_settings(app: App) -> None:
+    record("load_settings")  # must not begin once a stop was asked for
 
 
 @swallow.shutdown

@@ -385,8 +385,16 @@ async def serve(
         timer = loop.call_later(bound, on_stop_timeout)
         try:
             await run.stop()
+        except CleanupError:
+            if not timed_out or forced:
+                raise
         finally:
             timer.cancel()
+        if timed_out and not forced:
+            # The step the bound cancelled swallowed the cancel and the stop went on:
+            # it still took longer than its bound.
+            main.uncancel()
+            raise run.stop_timed_out(bound, timed_out)
         log.info("hookweb: stopped")
     except asyncio.CancelledError:
         if not forced and not timed_out:

@@ -121,13 +121,14 @@ class _Server(TestServer):
         timer = asyncio.get_running_loop().call_later(self._stop_timeout, on_timeout, task)
         try:
             await run.stop()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CleanupError):
             if not cancelled:
                 raise
-            task.uncancel()
-            raise run.stop_timed_out(self._stop_timeout, cancelled) from None
         finally:
             timer.cancel()
+        if cancelled:  # also when the step swallowed the cancel and the stop went on
+            task.uncancel()
+            raise run.stop_timed_out(self._stop_timeout, cancelled) from None
 
 
 class _Client(TestClient[web.Request, web.Application]):

@@ -326,6 +326,20 @@ def test_stop_timeout_names_a_start_hook_that_ignores_the_cancel(
     )
 
 
+def test_stop_timeout_holds_when_the_cancelled_hook_swallows_the_cancel(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    proc = run_cli("rel_stop:swallow_stop_app", "--port", "0", "--stop-timeout", "1")
+    proc.serving()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 1
+    assert read_markers(markers) == ["flush started", "flush ignored the cancel", "cleanup"]
+    assert proc.lines[-1] == (
+        "hookweb: the stop took longer than stop_timeout (1 s): cancelled shutdown hook"
+        " rel_stop:flush_slowly; skipped the remaining stop steps: nothing"
+    )
+
+
 def test_stop_timeout_defaults_to_shutdown_timeout_plus_30() -> None:
     from hookweb._serve import ServeOptions
 

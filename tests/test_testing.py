@@ -742,6 +742,30 @@ async def test_stop_timeout_after_the_body_raised_lets_the_body_error_through() 
     )
 
 
+async def test_stop_timeout_holds_when_the_cancelled_hook_swallows_the_cancel() -> None:
+    rec: list[str] = []
+    reg = Registry()
+
+    @reg.shutdown
+    async def flush(app: App) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            rec.append("flush ignored the cancel")
+            await asyncio.sleep(0.2)
+
+    @reg.cleanup
+    def close_pool(app: App) -> None:
+        rec.append("close_pool")
+
+    with pytest.raises(StopTimeoutError, match=r"cancelled shutdown hook .*flush; skipped"):
+        async with App(reg).test_client(stop_timeout=0.2):
+            pass
+    assert rec == ["flush ignored the cancel", "close_pool"]
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # the bound's cancel is undone
+
+
 def test_stop_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match=r"test_client\(stop_timeout=\.\.\.\)"):
         App(Registry()).test_client(stop_timeout=0)

@@ -208,3 +208,24 @@ def signal_at_bind_cleanup(app: App) -> None:
 
 
 signal_at_bind_app = App(signal_at_bind, name="signal_at_bind_app")
+
+# A shutdown hook that swallows the stop bound's cancel once and goes on: still too late.
+swallow_stop = Registry()
+
+
+@swallow_stop.shutdown
+async def flush_slowly(app: App) -> None:
+    record("flush started")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        record("flush ignored the cancel")
+        await asyncio.sleep(0.3)
+
+
+@swallow_stop.cleanup
+def swallow_stop_cleanup(app: App) -> None:
+    record("cleanup")
+
+
+swallow_stop_app = App(swallow_stop, name="swallow_stop_app")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import selectors
 import signal
@@ -227,6 +228,10 @@ async def _stop_accepting(run: Run) -> None:
     server = runner.server
     if server is None:
         return
+    if getattr(server, "handshaking", None):
+        # A handler whose TLS handshake failed lingers in reference cycles until the
+        # garbage collector runs; it must not make every stop wait ACCEPT_GRACE.
+        gc.collect()
     while loop.time() < deadline and (
         any(
             getattr(conn, "_request_count", 1) == 0 and conn.transport is not None

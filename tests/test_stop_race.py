@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 
 from hookweb import App, Registry
-from hookweb._serve import StopControl, loop_factory, make_options, serve
+from hookweb._serve import ACCEPT_GRACE, StopControl, loop_factory, make_options, serve
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
@@ -144,3 +144,29 @@ def test_a_tls_connection_accepted_before_the_stop_finishes_its_handshake_and_is
     # Served as part of the graceful stop, not by a connection the stop forgot: a
     # process would have exited after the cleanup hooks, dropping it.
     assert events == ["request", "cleanup"]
+
+
+async def stop_seconds_after_a_failed_handshake(certfile: Path, keyfile: Path) -> float:
+    app = serving_app()
+    task, control = await start(app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
+    host, port = app.addresses[0][:2]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(REQUEST)  # plain HTTP on the TLS port: the handshake fails
+    await asyncio.wait_for(reader.read(), 5)  # the server closed it
+    writer.close()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    control.request("SIGTERM")
+    await asyncio.wait_for(task, 5)
+    return loop.time() - began
+
+
+@LOOPS
+def test_a_failed_tls_handshake_does_not_hold_the_stop_up(
+    loop: str, certificate: tuple[Path, Path]
+) -> None:
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        seconds = runner.run(stop_seconds_after_a_failed_handshake(*certificate))
+    # The stop waits up to ACCEPT_GRACE only for connections that may still send a
+    # request; a connection that is gone must not make it wait.
+    assert seconds < ACCEPT_GRACE / 2, seconds

@@ -176,6 +176,9 @@ class StopControl:
 #: accepted, and connections accepted just before get this long to send their
 #: first request, before aiohttp closes connections that have none.
 ACCEPT_GRACE = 1.0
+#: The same stop signal again within this many seconds counts once: `timeout` and
+#: some supervisors send it to the process and to its process group at once.
+REPEAT_WINDOW = 0.1
 _POLL = 0.02
 
 
@@ -328,11 +331,24 @@ async def serve(
             forced = True
             main.cancel()
 
+    last_signal = ("", -REPEAT_WINDOW)
+
+    def on_os_signal(signame: str) -> None:
+        # One signal sent twice at once, to the process and to its group (`timeout`,
+        # some supervisors), is one request to stop, not a second Ctrl+C.
+        nonlocal last_signal
+        now = loop.time()
+        if last_signal[0] == signame and now - last_signal[1] < REPEAT_WINDOW:
+            log.debug("hookweb: %s repeated within %g s: counted once", signame, REPEAT_WINDOW)
+            return
+        last_signal = (signame, now)
+        on_signal(signame)
+
     installed: list[signal.Signals] = []
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, on_signal, sig.name)
+                loop.add_signal_handler(sig, on_os_signal, sig.name)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
                 pass

@@ -122,6 +122,7 @@ def test_second_sigint_during_stop_stops_at_once(run_cli: Callable[..., Proc]) -
         time.sleep(0.2)
         proc.signal(signal.SIGINT)
         proc.wait_for(re.compile("stopping gracefully"))
+        time.sleep(0.3)  # a repeat within REPEAT_WINDOW (0.1 s) would count once
         started = time.monotonic()
         proc.signal(signal.SIGINT)
         assert proc.wait() == 1
@@ -131,6 +132,20 @@ def test_second_sigint_during_stop_stops_at_once(run_cli: Callable[..., Proc]) -
     assert proc.lines[-1] == (
         "hookweb: stopped at once by a second signal; the remaining stop steps were skipped"
     )
+
+
+def test_one_signal_delivered_twice_at_once_is_one_graceful_stop(
+    run_cli: Callable[..., Proc], markers: Path
+) -> None:
+    # `timeout` and some supervisors send SIGTERM to the process and to its group:
+    # that is one request to stop, not a second Ctrl+C that skips the stop steps.
+    proc = run_cli("cli_repeat:app", "--port", "0")
+    _, port = proc.serving()
+    assert http_get(port, "/term-twice") == (200, "served")
+    assert proc.wait() == 0
+    assert read_markers(markers) == ["cleanup"]
+    assert sum("SIGTERM" in line for line in proc.lines) == 1, proc.lines
+    assert proc.lines[-1] == "hookweb: stopped"
 
 
 def test_signal_while_start_hook_hangs_cancels_and_unwinds(
@@ -422,6 +437,11 @@ USAGE_CASES = [
         ["cli_basic:create_app"],
         "hookweb: target 'cli_basic:create_app' is a function, not an App; if calling it"
         " returns the App, add --factory (python -m hookweb cli_basic:create_app --factory)",
+    ),
+    (
+        ["cli_basic:index"],
+        "hookweb: target 'cli_basic:index' is an async function taking (request), not an App;"
+        " point the target at the App (App objects in cli_basic: app, other, web_app)",
     ),
     (
         ["cli_basic:needs_args", "--factory"],

@@ -199,6 +199,34 @@ async def test_security_headers_defaults_keep_a_handlers_own_value() -> None:
         assert absent not in missing.headers
 
 
+
+async def test_server_header_is_aiohttps_until_a_hook_drops_it() -> None:
+    def build(drop: bool) -> App:
+        reg = Registry()
+
+        @reg.get("/")
+        async def index(request: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        if drop:
+
+            @reg.response_prepare
+            def no_server(request: web.Request, response: web.StreamResponse) -> None:
+                response.headers.popall("Server", None)
+
+        return App(reg)
+
+    async with build(drop=False).test_client() as client:
+        before = await client.get("/")
+    assert before.headers["Server"].startswith("Python/")  # aiohttp's default, with versions
+    async with build(drop=True).test_client() as client:
+        after = await client.get("/")
+        missing = await client.get("/nope")
+    assert (after.status, missing.status) == (200, 404)
+    assert "Server" not in after.headers
+    assert "Server" not in missing.headers
+
+
 def test_security_headers_options() -> None:
     hook = security_headers(
         hsts=True,

@@ -351,16 +351,16 @@ def load(
     if not factory:
         if _is_app(obj):
             return Loaded(spec, obj, factory=False)
-        required = _required_parameters(obj) if callable(obj) else None
-        if required:  # a request handler or a helper: no factory either
-            apps = apps_in(module)
-            where = f" (App objects in {spec.module}: {', '.join(apps)})" if apps else ""
-            raise TargetUsageError(
-                f"hookweb: target {spec.text!r} is {_what(obj)} taking"
-                f" ({', '.join(required)}), not an App; point the target at the App{where}",
-                spec.text,
-            )
         if callable(obj):
+            required = _required_parameters(obj)
+            if required:  # a request handler or a helper: no factory either
+                apps = apps_in(module)
+                where = f" (App objects in {spec.module}: {', '.join(apps)})" if apps else ""
+                raise TargetUsageError(
+                    f"hookweb: target {spec.text!r} is {_what(obj)} taking"
+                    f" ({', '.join(required)}), not an App; point the target at the App{where}",
+                    spec.text,
+                )
             raise TargetUsageError(
                 f"hookweb: target {spec.text!r} is {_what(obj)}, not an App; if calling it"
                 f" returns the App, add --factory (python -m hookweb {spec.text} --factory)",

@@ -199,7 +199,6 @@ async def test_security_headers_defaults_keep_a_handlers_own_value() -> None:
         assert absent not in missing.headers
 
 
-
 async def test_server_header_is_aiohttps_until_a_hook_drops_it() -> None:
     def build(drop: bool) -> App:
         reg = Registry()
